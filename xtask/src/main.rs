@@ -1,1 +1,72 @@
-fn main() {}
+//! Project automation, run as `cargo xtask <command>`.
+//!
+//! - `ci`: what CI runs: `cargo fmt --check`, `cargo clippy -D warnings` over every target,
+//!   then every test (unit, integration, conformance, CLI end-to-end, doc tests).
+//! - `test`: only the tests.
+//! - `lint`: only fmt and clippy.
+//! - `bench`: the criterion benchmarks of hsm-local, then `openssl speed` on the same machine
+//!   and a table of the ratios (`benches/compare.py`).
+//!
+//! Builds go to `$CARGO_TARGET_DIR` when set; CI points it outside the clone so repeat runs
+//! on the same machine are warm. Dependencies: std only.
+
+use std::env;
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+fn cargo() -> Command {
+    Command::new(env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+}
+
+fn step(name: &str, mut cmd: Command) -> Result<(), String> {
+    eprintln!("\n==> {name}: {cmd:?}");
+    let started = Instant::now();
+    let status = cmd.status().map_err(|e| format!("{name}: could not start: {e}"))?;
+    eprintln!("<== {name}: {status} in {:.1} s", started.elapsed().as_secs_f64());
+    if status.success() { Ok(()) } else { Err(format!("{name} failed ({status})")) }
+}
+
+fn lint() -> Result<(), String> {
+    let mut fmt = cargo();
+    fmt.args(["fmt", "--all", "--", "--check"]);
+    step("fmt", fmt)?;
+    let mut clippy = cargo();
+    clippy.args(["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"]);
+    step("clippy", clippy)
+}
+
+fn test() -> Result<(), String> {
+    let mut t = cargo();
+    t.args(["test", "--workspace", "--locked"]);
+    step("test", t)
+}
+
+fn bench(extra: &[String]) -> Result<(), String> {
+    let mut b = cargo();
+    b.args(["bench", "-p", "hsm-benches", "--bench", "local", "--"]).args(extra);
+    step("criterion", b)?;
+    let mut cmp = Command::new("python3");
+    cmp.arg("benches/compare.py");
+    step("compare with openssl speed", cmp)
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("ci") => lint().and_then(|()| test()),
+        Some("test") => test(),
+        Some("lint") => lint(),
+        Some("bench") => bench(&args[1..]),
+        _ => {
+            eprintln!("usage: cargo xtask <ci|test|lint|bench [criterion args]>");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
