@@ -1,1 +1,92 @@
-fn main() {}
+//! # `hsm` — the command-line tool
+//!
+//! Key management and cryptography on any hsm provider from the shell: the embedded local
+//! keystore by default, or whatever `--provider URL`, `--config FILE`, `HSM_PROVIDER` or
+//! `HSM_CONFIG` selects.
+//!
+//! ```text
+//! hsm key create payments --spec aes-256 --description "Payment records" --tag env=prod
+//! echo 'secret' | hsm encrypt --key payments --base64 > secret.b64
+//! hsm decrypt --key payments --base64 -i secret.b64
+//! hsm key rotate payments                      # secret.b64 still decrypts
+//! hsm key create signer --spec rsa-2048 --usage sign
+//! hsm sign --key signer --algorithm RSASSA_PKCS1_V1_5_SHA_256 -i doc.pdf -o doc.sig
+//! hsm verify --key signer --algorithm rsa-pkcs1-sha256 --signature doc.sig -i doc.pdf
+//! hsm key public signer -o signer.pem          # openssl dgst -sha256 -verify signer.pem ...
+//! hsm key list --tag env=prod --output json
+//! hsm completions bash > /etc/bash_completion.d/hsm
+//! ```
+//!
+//! ## Provider selection
+//!
+//! 1. `--provider URL` (`local:///abs/path/to/keystore`, `local:relative/path`, `memory:`)
+//! 2. `--config FILE` (TOML, see `hsm::Config::from_toml`)
+//! 3. `HSM_PROVIDER` (a URL) or `HSM_CONFIG` (a TOML file)
+//! 4. the local keystore `$HSM_HOME/keystore`, `HSM_HOME` defaulting to the platform data
+//!    directory + `/hsm` (e.g. `~/.local/share/hsm`).
+//!
+//! A local keystore is encrypted under the passphrase in `HSM_PASSPHRASE` when it is set
+//! (or the variable a config file's `passphrase_env` names), otherwise under a random
+//! master key kept beside it in `keystore.key` (mode 0600).
+//!
+//! ## Inputs and outputs
+//!
+//! `-i`/`-o` default to stdin/stdout (`-` too). Data is binary; `--base64` armours the
+//! artifacts hsm produces (ciphertexts, signatures, wrapped keys, MAC tags) on output and
+//! accepts them armoured on input. Plaintexts, messages and key material are never
+//! armoured. Output files are written to a temporary file in the same directory and
+//! renamed into place, so a failure never leaves a half-written file; decrypted data and
+//! unwrapped keys get mode 0600, everything else 0644. `sign` writes the raw signature
+//! (DER for ECDSA, as openssl expects); `encrypt` writes the hsm ciphertext blob, which
+//! records the key, key version and algorithm, so `decrypt` needs no `--algorithm` and works
+//! after rotations. `--key NAME@VERSION` pins a version for `verify` and `mac-verify`.
+//!
+//! ## Exit codes
+//!
+//! | code | meaning |
+//! |------|---------|
+//! | 0 | success; `verify`/`mac-verify`: valid |
+//! | 1 | `verify`/`mac-verify`: the signature or tag does not match |
+//! | 2 | usage error (unknown flag, bad spec, usage or algorithm name), from clap |
+//! | 3 | the key (or version) does not exist |
+//! | 4 | request refused: bad input, algorithm that does not fit the key, disabled key, name taken, decryption failed, unsupported |
+//! | 5 | configuration or authentication: bad provider URL/config, wrong passphrase, corrupt keystore |
+//! | 6 | reading the input or writing the output failed |
+//! | 7 | the provider failed or is unavailable (retrying may help) |
+//!
+//! Errors print one line, `error: ...`, naming what was wrong and how to fix it, and never
+//! contain key material, plaintext or passphrases.
+
+mod cli;
+mod commands;
+mod failure;
+mod io;
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            return fail(&failure::Failure::Io {
+                action: "cannot start the async runtime".into(),
+                source: e,
+            });
+        }
+    };
+    match runtime.block_on(commands::run(cli)) {
+        Ok(code) => ExitCode::from(code),
+        Err(f) if f.is_broken_pipe() => ExitCode::from(failure::code::OK),
+        Err(f) => fail(&f),
+    }
+}
+
+fn fail(f: &failure::Failure) -> ExitCode {
+    use std::io::Write as _;
+    // If stderr itself is gone there is nobody to tell; the exit code still says it.
+    let _ = writeln!(std::io::stderr().lock(), "error: {}", f.message());
+    ExitCode::from(f.exit_code())
+}

@@ -1,1 +1,72 @@
-//! placeholder
+//! # hsm
+//!
+//! One async interface over cloud key-management services and hardware security modules,
+//! with an embedded local provider that needs no account. This crate is what applications
+//! use: it re-exports the whole vocabulary of [`hsm_core`] (the [`Provider`] trait,
+//! [`Error`], [`KeySpec`], the algorithms, the [`Ciphertext`]/[`Signature`]/[`WrappedKey`]
+//! blobs), and adds [`Config`] (which provider, from a URL, a TOML file or the environment)
+//! and [`Client`] (the operations of the original Python `CloudHSMClient`, as methods).
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use hsm::{Client, Config, CreateKey, KeySpec, KeyUsage, SignatureAlgorithm};
+//!
+//! // `memory:` for a throw-away store; `local:///path/to/keystore` for an encrypted file;
+//! // `Config::from_env()` reads HSM_PROVIDER / HSM_CONFIG / HSM_PASSPHRASE.
+//! let hsm = Client::connect(Config::from_url("memory:")?).await?;
+//!
+//! let key = hsm
+//!     .create_key(
+//!         CreateKey::new("my-encryption-key", KeySpec::Aes256)
+//!             .description("Key for encrypting sensitive data")
+//!             .tag("environment", "production"),
+//!     )
+//!     .await?;
+//! let ciphertext = hsm.encrypt(&key, b"Sensitive data to encrypt", None).await?;
+//! let plaintext = hsm.decrypt(&ciphertext).await?;
+//! assert_eq!(&plaintext[..], b"Sensitive data to encrypt");
+//!
+//! hsm.create_key(CreateKey::new("my-signing-key", KeySpec::Rsa2048).usage(KeyUsage::SignVerify)).await?;
+//! let alg: SignatureAlgorithm = "RSASSA_PKCS1_V1_5_SHA_256".parse()?;
+//! let signature = hsm.sign("my-signing-key", b"Data to sign", Some(alg)).await?;
+//! assert!(hsm.verify("my-signing-key", b"Data to sign", signature.as_bytes(), Some(alg)).await?);
+//! # Ok(()) }
+//! ```
+//!
+//! Errors are typed: match on [`Error`] (`AlreadyExists`, `NotFound`, `KeyUnusable`,
+//! `DecryptionFailed`, …) instead of catching `Exception`. See `examples/quickstart.rs`
+//! (`cargo run -p hsm --example quickstart`) for the original client's whole usage story.
+//!
+//! ## Providers and features
+//!
+//! | feature  | default | provider                                             | status         |
+//! |----------|---------|------------------------------------------------------|----------------|
+//! | `local`  | yes     | [`local`]: in-memory or encrypted keystore file       | available      |
+//! | `aws`    | no      | AWS KMS (`aws-kms://…`)                              | reserved, not built yet |
+//! | `azure`  | no      | Azure Key Vault (`azure-keyvault://…`)               | reserved, not built yet |
+//! | `gcp`    | no      | Google Cloud KMS (`gcp-kms://…`)                     | reserved, not built yet |
+//! | `pkcs11` | no      | PKCS#11 HSMs (`pkcs11:…`)                            | reserved, not built yet |
+//! | `full`   | no      | all of the above                                     |                |
+//!
+//! Features are additive. Enabling a reserved feature today changes nothing except the
+//! error [`Config`] gives for its URL scheme ("the aws-kms backend is not built yet"
+//! instead of "needs feature `aws`").
+//!
+//! ## Your own provider
+//!
+//! Implement [`Provider`] and hand it to [`Client::from_provider`]; run the
+//! `hsm-conformance` kit against it.
+
+pub use hsm_core::*;
+
+/// The embedded local provider ([`local::LocalProvider`]): in-memory, or an encrypted
+/// keystore file.
+#[cfg(feature = "local")]
+pub use hsm_local as local;
+
+mod client;
+mod config;
+
+pub use client::Client;
+pub use config::{Config, ENV_CONFIG, ENV_PASSPHRASE, ENV_PROVIDER};

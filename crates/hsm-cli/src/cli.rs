@@ -1,0 +1,397 @@
+//! The command line, as clap types.
+
+use std::ffi::OsStr;
+use std::marker::PhantomData;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use clap::builder::{PossibleValue, TypedValueParser};
+use clap::error::ErrorKind;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use hsm::{
+    EncryptionAlgorithm, KeyRef, KeySpec, KeyUsage, ParseNameError, SignatureAlgorithm, WrapAlgorithm,
+};
+
+const ABOUT: &str = "Manage keys and encrypt, sign, wrap and MAC with them, on any hsm provider";
+
+const LONG_ABOUT: &str = "\
+Manage keys and encrypt, sign, wrap and MAC with them, on any hsm provider.
+
+The provider comes from --provider URL, --config FILE, or the environment (HSM_PROVIDER=URL,
+HSM_CONFIG=FILE). With none of these, hsm uses a local keystore at $HSM_HOME/keystore
+(HSM_HOME defaults to the platform data directory + /hsm), encrypted under the passphrase in
+HSM_PASSPHRASE if set, else under a random master key kept beside it (keystore.key, mode 0600).
+
+Provider URLs: local:///abs/path/to/keystore, local:relative/path, memory: (a throw-away
+in-memory store). aws-kms://, azure-keyvault://, gcp-kms:// and pkcs11: are reserved for the
+backends to come.
+
+Inputs (-i) and outputs (-o) default to stdin and stdout ('-' too). Data is binary; --base64
+armours what hsm produces (ciphertexts, signatures, wrapped keys, MAC tags) and accepts it
+armoured on the way back in. Output files are replaced atomically.";
+
+const EXAMPLES: &str = "\
+Examples:
+  hsm key create payments --spec aes-256 --description 'Payment records' --tag env=prod
+  echo 'secret' | hsm encrypt --key payments --base64 > secret.b64
+  hsm decrypt --key payments --base64 -i secret.b64
+  hsm key create signer --spec ec-p256
+  hsm sign --key signer -i release.tar -o release.sig
+  hsm verify --key signer --signature release.sig -i release.tar   # exit 0 valid, 1 invalid
+  hsm key public signer -o signer.pem     # then: openssl dgst -sha256 -verify signer.pem ...
+  hsm key list --tag env=prod --output json
+
+Exit codes:
+  0 success (verify: valid)      1 verify/mac-verify: invalid     2 usage error
+  3 key not found                4 request refused (bad input, disabled key, name taken,
+                                   decryption failed, unsupported)
+  5 configuration or passphrase  6 reading input / writing output  7 provider failure";
+
+/// The `hsm` command line.
+#[derive(Debug, Parser)]
+#[command(name = "hsm", version, about = ABOUT, long_about = LONG_ABOUT, after_help = EXAMPLES)]
+pub(crate) struct Cli {
+    /// Provider URL, e.g. local:///path/to/keystore or memory: [env: HSM_PROVIDER]
+    #[arg(long, global = true, value_name = "URL", conflicts_with = "config")]
+    pub(crate) provider: Option<String>,
+
+    /// TOML configuration file choosing the provider [env: HSM_CONFIG]
+    #[arg(long, global = true, value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Create, list, inspect, rotate, enable, disable and delete keys
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// Encrypt data; writes an hsm ciphertext that records the key, version and algorithm
+    Encrypt(EncryptArgs),
+    /// Decrypt an hsm ciphertext with the key version it records
+    Decrypt(DecryptArgs),
+    /// Sign data; writes the raw signature (DER for ECDSA), which openssl can verify
+    Sign(SignArgs),
+    /// Verify a raw signature: exit 0 and "valid", or exit 1 and "invalid"
+    Verify(VerifyArgs),
+    /// Wrap (encrypt) key material under a wrapping key; writes an hsm wrapped-key blob
+    Wrap(WrapArgs),
+    /// Unwrap an hsm wrapped-key blob
+    Unwrap(UnwrapArgs),
+    /// Compute an HMAC tag with an hmac-* key; writes the raw tag
+    Mac(MacArgs),
+    /// Check an HMAC tag: exit 0 and "valid", or exit 1 and "invalid"
+    MacVerify(MacVerifyArgs),
+    /// Print a shell completion script
+    Completions {
+        /// The shell
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum KeyCommand {
+    /// Create a key
+    Create {
+        /// Key name: 1-63 letters, digits, '-' and '_'
+        name: String,
+        /// Key type and size (original upper-case names such as RSA_2048 work too)
+        #[arg(long, value_parser = Vocab::<KeySpec>::new())]
+        spec: KeySpec,
+        /// What the key is for [default: encrypt for AES/RSA, sign for EC/Ed25519, mac for HMAC]
+        #[arg(long, value_parser = Vocab::<KeyUsage>::new())]
+        usage: Option<KeyUsage>,
+        /// Free-form description
+        #[arg(long)]
+        description: Option<String>,
+        /// A tag KEY=VALUE (repeat for more)
+        #[arg(long = "tag", value_name = "KEY=VALUE", value_parser = parse_tag)]
+        tags: Vec<(String, String)>,
+        #[command(flatten)]
+        output: OutputArg,
+    },
+    /// List keys, optionally only those carrying every given tag
+    List {
+        /// Only keys with this tag KEY=VALUE (repeat: all must match)
+        #[arg(long = "tag", value_name = "KEY=VALUE", value_parser = parse_tag)]
+        tags: Vec<(String, String)>,
+        #[command(flatten)]
+        output: OutputArg,
+    },
+    /// Show a key's metadata (NAME or NAME@VERSION)
+    Show {
+        /// The key
+        #[arg(value_parser = parse_key_ref)]
+        name: KeyRef,
+        #[command(flatten)]
+        output: OutputArg,
+    },
+    /// Make a new current version; older versions keep decrypting and verifying
+    Rotate {
+        /// The key
+        name: String,
+        #[command(flatten)]
+        output: OutputArg,
+    },
+    /// Disable a key: every operation with it fails until it is enabled
+    Disable {
+        /// The key
+        name: String,
+        #[command(flatten)]
+        output: OutputArg,
+    },
+    /// Enable a disabled key
+    Enable {
+        /// The key
+        name: String,
+        #[command(flatten)]
+        output: OutputArg,
+    },
+    /// Schedule a key's deletion (cancel with cancel-delete before the date)
+    Delete {
+        /// The key
+        name: String,
+        /// Days until deletion; 0 deletes now, irrevocably [default: the provider's, 30 for local]
+        #[arg(long)]
+        days: Option<u32>,
+        #[command(flatten)]
+        output: OutputArg,
+    },
+    /// Cancel a scheduled deletion; the key comes back disabled
+    CancelDelete {
+        /// The key
+        name: String,
+        #[command(flatten)]
+        output: OutputArg,
+    },
+    /// Print the public key of an asymmetric key as PEM (NAME or NAME@VERSION)
+    Public {
+        /// The key
+        #[arg(value_parser = parse_key_ref)]
+        name: KeyRef,
+        /// Write to FILE instead of stdout
+        #[arg(short = 'o', long = "out", value_name = "FILE", default_value = "-")]
+        out: PathBuf,
+    },
+}
+
+/// How metadata is printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Format {
+    /// Human-readable text
+    #[value(alias = "text")]
+    Table,
+    /// JSON
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct OutputArg {
+    /// Output format
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub(crate) output: Format,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct Io {
+    /// Read from FILE ('-' for stdin)
+    #[arg(short = 'i', long = "in", value_name = "FILE", default_value = "-")]
+    pub(crate) input: PathBuf,
+    /// Write to FILE ('-' for stdout); written atomically
+    #[arg(short = 'o', long = "out", value_name = "FILE", default_value = "-")]
+    pub(crate) out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct KeyArg {
+    /// The key (NAME, or NAME@VERSION to pin a version)
+    #[arg(long, value_name = "NAME", value_parser = parse_key_ref)]
+    pub(crate) key: KeyRef,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct EncryptArgs {
+    #[command(flatten)]
+    pub(crate) key: KeyArg,
+    /// Encryption algorithm [default: aes-gcm for AES keys, rsa-oaep-sha256 for RSA keys]
+    #[arg(long, value_parser = Vocab::<EncryptionAlgorithm>::new())]
+    pub(crate) algorithm: Option<EncryptionAlgorithm>,
+    /// Additional authenticated data (AES-GCM); decrypt needs the same text
+    #[arg(long, value_name = "TEXT")]
+    pub(crate) aad: Option<String>,
+    #[command(flatten)]
+    pub(crate) io: Io,
+    /// Write the ciphertext as base64
+    #[arg(long)]
+    pub(crate) base64: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DecryptArgs {
+    #[command(flatten)]
+    pub(crate) key: KeyArg,
+    /// The additional authenticated data given to encrypt
+    #[arg(long, value_name = "TEXT")]
+    pub(crate) aad: Option<String>,
+    #[command(flatten)]
+    pub(crate) io: Io,
+    /// Read the ciphertext as base64
+    #[arg(long)]
+    pub(crate) base64: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SignArgs {
+    #[command(flatten)]
+    pub(crate) key: KeyArg,
+    /// Signature algorithm [default: rsa-pss-sha256 for RSA, the curve's ECDSA, ed25519]
+    #[arg(long, value_parser = Vocab::<SignatureAlgorithm>::new())]
+    pub(crate) algorithm: Option<SignatureAlgorithm>,
+    #[command(flatten)]
+    pub(crate) io: Io,
+    /// Write the signature as base64
+    #[arg(long)]
+    pub(crate) base64: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct VerifyArgs {
+    #[command(flatten)]
+    pub(crate) key: KeyArg,
+    /// Signature algorithm [default: as for sign]
+    #[arg(long, value_parser = Vocab::<SignatureAlgorithm>::new())]
+    pub(crate) algorithm: Option<SignatureAlgorithm>,
+    /// The raw signature file ('-' for stdin)
+    #[arg(long, value_name = "FILE")]
+    pub(crate) signature: PathBuf,
+    /// The signed data ('-' for stdin)
+    #[arg(short = 'i', long = "in", value_name = "FILE", default_value = "-")]
+    pub(crate) input: PathBuf,
+    /// Read the signature as base64
+    #[arg(long)]
+    pub(crate) base64: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct WrapArgs {
+    #[command(flatten)]
+    pub(crate) key: KeyArg,
+    /// Wrapping algorithm [default: aes-key-wrap-pad for AES keys, rsa-oaep-sha256 for RSA keys]
+    #[arg(long, value_parser = Vocab::<WrapAlgorithm>::new())]
+    pub(crate) algorithm: Option<WrapAlgorithm>,
+    #[command(flatten)]
+    pub(crate) io: Io,
+    /// Write the wrapped key as base64
+    #[arg(long)]
+    pub(crate) base64: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct UnwrapArgs {
+    #[command(flatten)]
+    pub(crate) key: KeyArg,
+    #[command(flatten)]
+    pub(crate) io: Io,
+    /// Read the wrapped key as base64
+    #[arg(long)]
+    pub(crate) base64: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct MacArgs {
+    #[command(flatten)]
+    pub(crate) key: KeyArg,
+    #[command(flatten)]
+    pub(crate) io: Io,
+    /// Write the tag as base64
+    #[arg(long)]
+    pub(crate) base64: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct MacVerifyArgs {
+    #[command(flatten)]
+    pub(crate) key: KeyArg,
+    /// The raw tag file ('-' for stdin)
+    #[arg(long, value_name = "FILE")]
+    pub(crate) tag: PathBuf,
+    /// The data ('-' for stdin)
+    #[arg(short = 'i', long = "in", value_name = "FILE", default_value = "-")]
+    pub(crate) input: PathBuf,
+    /// Read the tag as base64
+    #[arg(long)]
+    pub(crate) base64: bool,
+}
+
+fn parse_tag(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+        _ => Err(format!("tag '{s}' must look like KEY=VALUE, e.g. env=prod")),
+    }
+}
+
+fn parse_key_ref(s: &str) -> Result<KeyRef, String> {
+    if s.is_empty() {
+        return Err("the key name is empty".into());
+    }
+    // Infallible: `name` or `name@version`.
+    Ok(KeyRef::from_str(s).unwrap_or_else(|never| match never {}))
+}
+
+/// A vocabulary enum of hsm-core: parses every accepted spelling, offers the short names
+/// to help and shell completion.
+pub(crate) trait Named: FromStr<Err = ParseNameError> + Clone + Send + Sync + 'static {
+    fn names() -> Vec<&'static str>;
+}
+
+macro_rules! named {
+    ($($t:ty),*) => {$(
+        impl Named for $t {
+            fn names() -> Vec<&'static str> {
+                <$t>::ALL.iter().map(|v| v.as_str()).collect()
+            }
+        }
+    )*};
+}
+named!(KeySpec, KeyUsage, EncryptionAlgorithm, SignatureAlgorithm, WrapAlgorithm);
+
+/// clap value parser for [`Named`] types.
+#[derive(Clone)]
+pub(crate) struct Vocab<T>(PhantomData<fn() -> T>);
+
+impl<T> Vocab<T> {
+    pub(crate) fn new() -> Self {
+        Vocab(PhantomData)
+    }
+}
+
+impl<T: Named> TypedValueParser for Vocab<T> {
+    type Value = T;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &OsStr,
+    ) -> Result<T, clap::Error> {
+        let arg = arg.map(ToString::to_string).unwrap_or_else(|| "...".to_owned());
+        let Some(s) = value.to_str() else {
+            return Err(clap::Error::raw(
+                ErrorKind::InvalidUtf8,
+                format!("the value of '{arg}' is not UTF-8\n"),
+            )
+            .with_cmd(cmd));
+        };
+        s.parse::<T>().map_err(|e| {
+            clap::Error::raw(ErrorKind::InvalidValue, format!("invalid value '{s}' for '{arg}': {e}\n"))
+                .with_cmd(cmd)
+        })
+    }
+
+    fn possible_values(&self) -> Option<Box<dyn Iterator<Item = PossibleValue> + '_>> {
+        Some(Box::new(T::names().into_iter().map(PossibleValue::new)))
+    }
+}

@@ -1,0 +1,125 @@
+//! Runs the built `hsm` binary in a private HSM_HOME.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// A private home directory and the environment every child process gets.
+pub(crate) struct Hsm {
+    pub(crate) home: tempfile::TempDir,
+    vars: Vec<(String, String)>,
+}
+
+/// What a finished process left behind.
+pub(crate) struct Run {
+    pub(crate) code: i32,
+    pub(crate) stdout: Vec<u8>,
+    pub(crate) stderr: String,
+}
+
+impl Run {
+    pub(crate) fn stdout_text(&self) -> String {
+        String::from_utf8(self.stdout.clone()).expect("stdout is UTF-8")
+    }
+
+    pub(crate) fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", String::from_utf8_lossy(&self.stdout)))
+    }
+}
+
+impl Hsm {
+    pub(crate) fn new() -> Self {
+        Hsm { home: tempfile::tempdir().expect("temp dir"), vars: Vec::new() }
+    }
+
+    /// Sets a variable for every later child process.
+    pub(crate) fn env(mut self, key: &str, value: &str) -> Self {
+        self.vars.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
+        self.home.path().join(name)
+    }
+
+    pub(crate) fn file(&self, name: &str, contents: &[u8]) -> String {
+        let p = self.path(name);
+        std::fs::write(&p, contents).expect("write test file");
+        p.to_str().expect("UTF-8 temp path").to_owned()
+    }
+
+    pub(crate) fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_hsm"));
+        cmd.args(args)
+            .current_dir(self.home.path())
+            .env("HSM_HOME", self.home.path())
+            .env_remove("HSM_PROVIDER")
+            .env_remove("HSM_CONFIG")
+            .env_remove("HSM_PASSPHRASE");
+        for (k, v) in &self.vars {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+
+    /// Runs `hsm args...` with `stdin` piped in.
+    pub(crate) fn run(&self, args: &[&str], stdin: &[u8]) -> Run {
+        let mut child = self
+            .command(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn hsm");
+        let mut input = child.stdin.take().expect("stdin pipe");
+        let data = stdin.to_vec();
+        // A command that does not read stdin may close it early: ignore EPIPE.
+        let writer = std::thread::spawn(move || {
+            let _ = input.write_all(&data);
+        });
+        let Output { status, stdout, stderr } = child.wait_with_output().expect("wait for hsm");
+        let _ = writer.join();
+        let stderr = String::from_utf8(stderr).expect("stderr is UTF-8");
+        assert!(!stderr.contains("panicked"), "hsm {args:?} panicked: {stderr}");
+        Run { code: status.code().expect("hsm exited normally, not by a signal"), stdout, stderr }
+    }
+
+    /// Runs and asserts exit 0 with nothing on stderr.
+    pub(crate) fn ok(&self, args: &[&str], stdin: &[u8]) -> Run {
+        let r = self.run(args, stdin);
+        assert_eq!(r.code, 0, "hsm {args:?} failed: {}", r.stderr);
+        assert!(r.stderr.is_empty(), "hsm {args:?} wrote to stderr: {}", r.stderr);
+        r
+    }
+
+    /// Runs and asserts exit `code` with exactly one `error: ...` line on stderr; returns it.
+    pub(crate) fn fails(&self, code: i32, args: &[&str], stdin: &[u8]) -> String {
+        let r = self.run(args, stdin);
+        assert_eq!(r.code, code, "hsm {args:?}: stderr {:?}, stdout {:?}", r.stderr, r.stdout_text());
+        assert!(r.stderr.starts_with("error: "), "hsm {args:?}: {:?}", r.stderr);
+        if code != 2 {
+            assert_eq!(r.stderr.lines().count(), 1, "one line: {:?}", r.stderr);
+            assert!(r.stdout.is_empty(), "hsm {args:?} wrote to stdout on error");
+        }
+        r.stderr
+    }
+}
+
+/// Whether `openssl` can be run.
+pub(crate) fn openssl() -> bool {
+    Command::new("openssl").arg("version").output().is_ok_and(|o| o.status.success())
+}
+
+/// Runs openssl in `dir`; true when it exits 0.
+pub(crate) fn openssl_ok(dir: &Path, args: &[&str]) -> bool {
+    let out = Command::new("openssl").args(args).current_dir(dir).output().expect("run openssl");
+    if !out.status.success() {
+        eprintln!(
+            "openssl {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    out.status.success()
+}

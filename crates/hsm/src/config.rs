@@ -1,0 +1,585 @@
+//! [`Config`]: which provider to use, from a URL, a TOML file or the environment.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use hsm_core::{Error, Provider, Result, Zeroizing};
+use serde::Deserialize;
+
+/// The provider name used in configuration errors.
+const HSM: &str = "hsm";
+
+/// Environment variable holding a provider URL.
+pub const ENV_PROVIDER: &str = "HSM_PROVIDER";
+/// Environment variable holding the path of a TOML configuration file.
+pub const ENV_CONFIG: &str = "HSM_CONFIG";
+/// Environment variable holding the local keystore passphrase.
+pub const ENV_PASSPHRASE: &str = "HSM_PASSPHRASE";
+
+const URL_FORMS: &str = "local:///abs/path/to/keystore, local:relative/path, memory:, \
+                         aws-kms://, azure-keyvault://, gcp-kms://, pkcs11:";
+
+/// Which provider to use and how to reach it.
+///
+/// Build one from a URL ([`Config::from_url`]), a TOML file ([`Config::from_file`]), the
+/// environment ([`Config::from_env`]) or in code ([`Config::memory`], [`Config::local`]),
+/// then [`open`](Config::open) it or hand it to [`Client::connect`](crate::Client::connect).
+///
+/// | URL                              | provider                                             |
+/// |----------------------------------|------------------------------------------------------|
+/// | `memory:`                        | in-memory local provider; keys vanish with it        |
+/// | `local:///abs/path/to/keystore`  | encrypted local keystore file (absolute path)        |
+/// | `local:relative/path`, `file:…`  | the same, relative to the working directory          |
+/// | `aws-kms://…`                    | AWS KMS (backend not built yet)                      |
+/// | `azure-keyvault://…`             | Azure Key Vault (backend not built yet)              |
+/// | `gcp-kms://…`                    | Google Cloud KMS (backend not built yet)             |
+/// | `pkcs11:…`                       | PKCS#11 HSMs (backend not built yet)                 |
+///
+/// Paths in URLs are percent-decoded (`%20` for a space). The keystore passphrase never
+/// appears in a URL: it comes from [`with_passphrase`](Config::with_passphrase), from the
+/// `HSM_PASSPHRASE` environment variable, or from the variable a TOML file names. Without
+/// one, the keystore is encrypted under a random master key kept in a `0600` file beside it.
+/// The passphrase is zeroized on drop and never shown by `Debug`.
+///
+/// ```
+/// # fn main() -> hsm::Result<()> {
+/// let cfg = hsm::Config::from_url("local:///var/lib/app/keystore")?;
+/// assert_eq!(cfg.keystore_path(), Some(std::path::Path::new("/var/lib/app/keystore")));
+/// let cfg = cfg.with_passphrase("correct horse battery staple");
+/// assert!(!format!("{cfg:?}").contains("horse"));
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Config {
+    target: Target,
+    passphrase: Option<Zeroizing<String>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Target {
+    Memory,
+    Local(PathBuf),
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("Config");
+        match &self.target {
+            Target::Memory => d.field("provider", &"memory"),
+            Target::Local(p) => d.field("provider", &"local").field("path", p),
+        };
+        d.field("passphrase", &self.passphrase.as_ref().map(|_| "<redacted>")).finish()
+    }
+}
+
+/// How a variable lookup reports its result: `Ok(None)` when unset.
+type Lookup<'a> = &'a dyn Fn(&str) -> Result<Option<String>>;
+
+fn process_env(name: &str) -> Result<Option<String>> {
+    match std::env::var(name) {
+        Ok(v) => Ok(Some(v)),
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(_)) => Err(Error::config(
+            HSM,
+            format!("environment variable {name} is not valid UTF-8; set it to UTF-8 text"),
+        )),
+    }
+}
+
+/// Reads a passphrase variable: unset means none, empty is a mistake.
+fn passphrase_from(lookup: Lookup<'_>, var: &str, required: bool) -> Result<Option<Zeroizing<String>>> {
+    match lookup(var)? {
+        None if required => Err(Error::config(
+            HSM,
+            format!(
+                "local.passphrase_env names {var}, but {var} is not set; set it to the keystore \
+                 passphrase, or remove passphrase_env to use the master-key file"
+            ),
+        )),
+        None => Ok(None),
+        Some(v) if v.is_empty() => Err(Error::config(
+            HSM,
+            format!(
+                "{var} is set but empty; set it to the keystore passphrase, or unset it to use \
+                 the master-key file"
+            ),
+        )),
+        Some(v) => Ok(Some(Zeroizing::new(v))),
+    }
+}
+
+/// What to say about a provider whose backend this build cannot open.
+fn backend_missing(provider: &str) -> Error {
+    let (feature, enabled) = match provider {
+        "aws-kms" => ("aws", cfg!(feature = "aws")),
+        "azure-keyvault" => ("azure", cfg!(feature = "azure")),
+        "gcp-kms" => ("gcp", cfg!(feature = "gcp")),
+        _ => ("pkcs11", cfg!(feature = "pkcs11")),
+    };
+    let message = if enabled {
+        format!(
+            "the {provider} backend is not built yet (feature `{feature}` is reserved for it); \
+             use the local provider (local:///path/to/keystore or memory:) meanwhile"
+        )
+    } else {
+        format!(
+            "the {provider} provider needs feature `{feature}` of the hsm crate, which this build \
+             does not enable (and the {provider} backend is not built yet); use the local provider \
+             (local:///path/to/keystore or memory:) meanwhile"
+        )
+    };
+    Error::config(HSM, message)
+}
+
+#[cfg(not(feature = "local"))]
+fn local_feature_missing() -> Error {
+    Error::config(
+        HSM,
+        "the local provider needs feature `local` of the hsm crate (on by default); enable it \
+         with `hsm = { features = [\"local\"] }`",
+    )
+}
+
+fn percent_decode(url: &str, s: &str) -> Result<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+            match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                Some(b) => {
+                    out.push(b);
+                    i += 3;
+                    continue;
+                }
+                None => {
+                    return Err(Error::config(
+                        HSM,
+                        format!("provider URL '{url}' has a bad %-escape; write '%' itself as %25"),
+                    ));
+                }
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8(out)
+        .map_err(|_| Error::config(HSM, format!("provider URL '{url}' decodes to a path that is not UTF-8")))
+}
+
+/// Splits `scheme:rest`, lower-casing the scheme. `None` when there is no valid scheme.
+fn split_scheme(s: &str) -> Option<(String, &str)> {
+    let (scheme, rest) = s.split_once(':')?;
+    let mut chars = scheme.chars();
+    let first = chars.next()?;
+    (first.is_ascii_alphabetic() && chars.all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)))
+        .then(|| (scheme.to_ascii_lowercase(), rest))
+}
+
+/// The TOML file, as written by users.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    provider: Option<String>,
+    local: Option<LocalSection>,
+    // Reserved for the backends to come; accepted so files can be written ahead of time.
+    #[serde(rename = "aws")]
+    _aws: Option<toml::Table>,
+    #[serde(rename = "azure")]
+    _azure: Option<toml::Table>,
+    #[serde(rename = "gcp")]
+    _gcp: Option<toml::Table>,
+    #[serde(rename = "pkcs11")]
+    _pkcs11: Option<toml::Table>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LocalSection {
+    path: Option<PathBuf>,
+    passphrase_env: Option<String>,
+}
+
+fn toml_error(origin: &str, text: &str, e: &toml::de::Error) -> Error {
+    let at = e
+        .span()
+        .map(|s| {
+            let before = &text[..s.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            format!(" at line {line}")
+        })
+        .unwrap_or_default();
+    let msg = e.message().trim().replace('\n', " ");
+    Error::config(HSM, format!("{origin}{at}: {msg}"))
+}
+
+impl Config {
+    /// The in-memory local provider: nothing is written anywhere and keys vanish with it.
+    pub fn memory() -> Self {
+        Config { target: Target::Memory, passphrase: None }
+    }
+
+    /// A local keystore file at `path` (created on first open), encrypted under a random
+    /// master key in `<path>.key` unless a passphrase is set.
+    pub fn local(path: impl Into<PathBuf>) -> Self {
+        Config { target: Target::Local(path.into()), passphrase: None }
+    }
+
+    /// Encrypts the local keystore under a key derived (Argon2id) from `passphrase`.
+    /// Ignored by the in-memory provider.
+    #[must_use]
+    pub fn with_passphrase(mut self, passphrase: impl Into<String>) -> Self {
+        self.passphrase = Some(Zeroizing::new(passphrase.into()));
+        self
+    }
+
+    /// Takes the passphrase from environment variable `var` when it is set (an unset
+    /// variable leaves the configuration unchanged).
+    ///
+    /// # Errors
+    /// [`Error::Config`] when `var` is set but empty or not UTF-8.
+    pub fn with_passphrase_from_env(mut self, var: &str) -> Result<Self> {
+        if let Some(p) = passphrase_from(&process_env, var, false)? {
+            self.passphrase = Some(p);
+        }
+        Ok(self)
+    }
+
+    /// Parses a provider URL (see the table on [`Config`]).
+    ///
+    /// # Errors
+    /// [`Error::Config`] for an empty URL, a missing or unknown scheme, a `local:` URL
+    /// without a path or with a host, and for the cloud schemes whose backends are not
+    /// built yet (naming the feature or backend that is missing).
+    pub fn from_url(url: &str) -> Result<Self> {
+        let url = url.trim();
+        if url.is_empty() {
+            return Err(Error::config(HSM, format!("the provider URL is empty; use one of: {URL_FORMS}")));
+        }
+        let Some((scheme, rest)) = split_scheme(url) else {
+            let hint = if url.starts_with('/') || url.starts_with('.') {
+                format!("; for a keystore file write local://{url}")
+            } else {
+                String::new()
+            };
+            return Err(Error::config(
+                HSM,
+                format!("provider URL '{url}' has no scheme{hint}; use one of: {URL_FORMS}"),
+            ));
+        };
+        match scheme.as_str() {
+            "memory" | "mem" => {
+                if !matches!(rest, "" | "//" | "///") {
+                    return Err(Error::config(
+                        HSM,
+                        format!("provider URL '{url}': memory: takes no path; write just `memory:`"),
+                    ));
+                }
+                Ok(Config::memory())
+            }
+            "local" | "file" => {
+                let path = if let Some(after) = rest.strip_prefix("//") {
+                    let (host, path) = match after.find('/') {
+                        Some(i) => after.split_at(i),
+                        None => (after, ""),
+                    };
+                    if !(host.is_empty() || host.eq_ignore_ascii_case("localhost")) {
+                        return Err(Error::config(
+                            HSM,
+                            format!(
+                                "provider URL '{url}' names host '{host}', but {scheme}: URLs take a \
+                                 path: write {scheme}:///abs/path (three slashes) or {scheme}:relative/path"
+                            ),
+                        ));
+                    }
+                    path
+                } else {
+                    rest
+                };
+                if path.contains(['?', '#']) {
+                    return Err(Error::config(
+                        HSM,
+                        format!(
+                            "provider URL '{url}' has a query or fragment, which local URLs do not \
+                             take; write '?' as %3F and '#' as %23 in paths"
+                        ),
+                    ));
+                }
+                let path = percent_decode(url, path)?;
+                if path.is_empty() {
+                    return Err(Error::config(
+                        HSM,
+                        format!(
+                            "provider URL '{url}' has no keystore path; write \
+                             {scheme}:///abs/path/to/keystore or {scheme}:relative/path"
+                        ),
+                    ));
+                }
+                Ok(Config::local(path))
+            }
+            "aws-kms" => Err(backend_missing("aws-kms")),
+            "azure-keyvault" => Err(backend_missing("azure-keyvault")),
+            "gcp-kms" => Err(backend_missing("gcp-kms")),
+            "pkcs11" => Err(backend_missing("pkcs11")),
+            other => Err(Error::config(
+                HSM,
+                format!("provider URL '{url}' has unknown scheme '{other}:'; use one of: {URL_FORMS}"),
+            )),
+        }
+    }
+
+    /// Parses a TOML configuration. Relative `local.path`s are relative to the working
+    /// directory; the passphrase variable is read from the process environment.
+    ///
+    /// ```toml
+    /// provider = "local"            # or "memory"
+    ///
+    /// [local]
+    /// path = "/var/lib/app/keystore"
+    /// passphrase_env = "HSM_PASSPHRASE"   # the variable holding the passphrase (this is the default)
+    /// ```
+    ///
+    /// If `passphrase_env` is given, the variable must be set. If it is left out,
+    /// `HSM_PASSPHRASE` is used when set, and otherwise the keystore uses its master-key
+    /// file. Tables `[aws]`, `[azure]`, `[gcp]` and `[pkcs11]` are accepted for the
+    /// backends to come.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the field: TOML syntax, unknown fields, a missing or
+    /// unknown `provider`, a missing `[local]` table or `local.path`, an unset
+    /// `passphrase_env` variable, a backend that is not built.
+    pub fn from_toml(text: &str) -> Result<Self> {
+        Self::parse_toml("configuration", text, None, &process_env)
+    }
+
+    /// Reads a TOML configuration file (see [`from_toml`](Config::from_toml)). Relative
+    /// `local.path`s are relative to the file's directory.
+    ///
+    /// # Errors
+    /// [`Error::Config`] when the file cannot be read, and as [`from_toml`](Config::from_toml).
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
+        Self::from_file_with(path.as_ref(), &process_env)
+    }
+
+    fn from_file_with(path: &Path, lookup: Lookup<'_>) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Error::config(
+                HSM,
+                format!("cannot read configuration file {}: {e}; check the path", path.display()),
+            )
+        })?;
+        let origin = format!("configuration file {}", path.display());
+        Self::parse_toml(&origin, &text, path.parent(), lookup)
+    }
+
+    fn parse_toml(origin: &str, text: &str, base: Option<&Path>, lookup: Lookup<'_>) -> Result<Self> {
+        let file: FileConfig = toml::from_str(text).map_err(|e| toml_error(origin, text, &e))?;
+        let Some(provider) = file.provider else {
+            return Err(Error::config(
+                HSM,
+                format!(
+                    "{origin} has no `provider`; add e.g. provider = \"local\" (one of: local, \
+                     memory, aws-kms, azure-keyvault, gcp-kms, pkcs11)"
+                ),
+            ));
+        };
+        match provider.as_str() {
+            "memory" => Ok(Config::memory()),
+            "local" => {
+                let Some(local) = file.local else {
+                    return Err(Error::config(
+                        HSM,
+                        format!(
+                            "{origin} says provider = \"local\" but has no [local] table; add \
+                             [local] with path = \"/path/to/keystore\""
+                        ),
+                    ));
+                };
+                let Some(path) = local.path.filter(|p| !p.as_os_str().is_empty()) else {
+                    return Err(Error::config(
+                        HSM,
+                        format!("{origin}: local.path is missing or empty; set path = \"/path/to/keystore\""),
+                    ));
+                };
+                let path = match base {
+                    Some(base) if path.is_relative() => base.join(path),
+                    _ => path,
+                };
+                let passphrase = match local.passphrase_env.as_deref() {
+                    Some("") => {
+                        return Err(Error::config(
+                            HSM,
+                            format!(
+                                "{origin}: local.passphrase_env is empty; name the variable that \
+                                 holds the passphrase, e.g. passphrase_env = \"HSM_PASSPHRASE\""
+                            ),
+                        ));
+                    }
+                    Some(var) => passphrase_from(lookup, var, true)?,
+                    None => passphrase_from(lookup, ENV_PASSPHRASE, false)?,
+                };
+                Ok(Config { target: Target::Local(path), passphrase })
+            }
+            "aws-kms" | "azure-keyvault" | "gcp-kms" | "pkcs11" => Err(backend_missing(&provider)),
+            other => Err(Error::config(
+                HSM,
+                format!(
+                    "{origin}: unknown provider \"{other}\"; use one of: local, memory, aws-kms, \
+                     azure-keyvault, gcp-kms, pkcs11"
+                ),
+            )),
+        }
+    }
+
+    /// The configuration the environment asks for: `HSM_PROVIDER` (a URL, with the
+    /// passphrase from `HSM_PASSPHRASE`) or `HSM_CONFIG` (a TOML file path).
+    ///
+    /// # Errors
+    /// [`Error::Config`] when neither variable is set, when both are, and as
+    /// [`from_url`](Config::from_url) and [`from_file`](Config::from_file).
+    pub fn from_env() -> Result<Self> {
+        Self::try_from_env()?.ok_or_else(Self::nothing_in_env)
+    }
+
+    /// Like [`from_env`](Config::from_env), but `Ok(None)` when neither `HSM_PROVIDER`
+    /// nor `HSM_CONFIG` is set (empty counts as unset), so callers can fall back to a default.
+    ///
+    /// # Errors
+    /// As [`from_env`](Config::from_env), except for the missing variables.
+    pub fn try_from_env() -> Result<Option<Self>> {
+        Self::from_lookup(&process_env)
+    }
+
+    /// Like [`try_from_env`](Config::try_from_env), but reads variables through `var`
+    /// (`None` for unset) instead of the process environment: for tests, and for programs
+    /// that keep their settings elsewhere. A TOML file named by `HSM_CONFIG` reads its
+    /// `passphrase_env` through `var` too.
+    ///
+    /// # Errors
+    /// As [`try_from_env`](Config::try_from_env).
+    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Option<Self>> {
+        Self::from_lookup(&|name| Ok(var(name)))
+    }
+
+    fn nothing_in_env() -> Error {
+        Error::config(
+            HSM,
+            format!(
+                "no provider configured; set {ENV_PROVIDER} to a provider URL (e.g. \
+                 local:///path/to/keystore or memory:) or {ENV_CONFIG} to a TOML configuration file"
+            ),
+        )
+    }
+
+    fn from_lookup(lookup: Lookup<'_>) -> Result<Option<Self>> {
+        let url = lookup(ENV_PROVIDER)?.filter(|v| !v.trim().is_empty());
+        let file = lookup(ENV_CONFIG)?.filter(|v| !v.trim().is_empty());
+        match (url, file) {
+            (Some(_), Some(_)) => Err(Error::config(
+                HSM,
+                format!("both {ENV_PROVIDER} and {ENV_CONFIG} are set; unset one of them"),
+            )),
+            (Some(url), None) => {
+                let mut cfg = Self::from_url(&url).map_err(|e| match e {
+                    Error::Config { message, .. } => Error::config(HSM, format!("{ENV_PROVIDER}: {message}")),
+                    e => e,
+                })?;
+                if matches!(cfg.target, Target::Local(_)) {
+                    cfg.passphrase = passphrase_from(lookup, ENV_PASSPHRASE, false)?;
+                }
+                Ok(Some(cfg))
+            }
+            (None, Some(path)) => Self::from_file_with(Path::new(&path), lookup).map(Some),
+            (None, None) => Ok(None),
+        }
+    }
+
+    /// The provider this configuration selects: `"local"` for both the keystore file and
+    /// the in-memory store.
+    pub fn provider_name(&self) -> &'static str {
+        "local"
+    }
+
+    /// True for the in-memory provider.
+    pub fn is_memory(&self) -> bool {
+        self.target == Target::Memory
+    }
+
+    /// The local keystore path, if this configuration selects one.
+    pub fn keystore_path(&self) -> Option<&Path> {
+        match &self.target {
+            Target::Local(p) => Some(p),
+            Target::Memory => None,
+        }
+    }
+
+    /// True when a passphrase is configured (it is never shown).
+    pub fn has_passphrase(&self) -> bool {
+        self.passphrase.is_some()
+    }
+
+    /// Opens the provider.
+    ///
+    /// Opening a passphrase-protected keystore derives its key with Argon2id, which takes
+    /// a moment; inside a Tokio runtime that work runs on the blocking pool.
+    ///
+    /// # Errors
+    /// [`Error::Config`] when the `local` feature is off, or the keystore is corrupt or
+    /// cannot be created; [`Error::Unauthenticated`] for a wrong passphrase.
+    pub async fn open(&self) -> Result<Arc<dyn Provider>> {
+        #[cfg(feature = "local")]
+        {
+            use hsm_local::LocalProvider;
+            match &self.target {
+                Target::Memory => Ok(Arc::new(LocalProvider::in_memory())),
+                Target::Local(path) => {
+                    let (path, passphrase) = (path.clone(), self.passphrase.clone());
+                    let open = move || LocalProvider::open(path, passphrase);
+                    let provider = match tokio::runtime::Handle::try_current() {
+                        Ok(handle) => handle.spawn_blocking(open).await.map_err(|e| Error::Provider {
+                            provider: "local",
+                            code: "task".into(),
+                            message: "opening the keystore did not finish".into(),
+                            source: Some(Box::new(e)),
+                        })??,
+                        Err(_) => open()?,
+                    };
+                    Ok(Arc::new(provider))
+                }
+            }
+        }
+        #[cfg(not(feature = "local"))]
+        {
+            Err(local_feature_missing())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(not(feature = "local"))]
+    #[tokio::test]
+    async fn without_the_local_feature_open_names_the_feature() {
+        let err = Config::memory().open().await.map(|_| ()).unwrap_err();
+        assert!(err.to_string().contains("feature `local`"), "{err}");
+    }
+
+    #[test]
+    fn schemes_need_a_letter_first_and_are_case_insensitive() {
+        assert_eq!(split_scheme("Local:x"), Some(("local".to_owned(), "x")));
+        assert_eq!(split_scheme("1x:y"), None);
+        assert_eq!(split_scheme("no-colon"), None);
+        assert_eq!(split_scheme(":x"), None);
+    }
+
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(percent_decode("u", "/a%20b%2Fc").unwrap(), "/a b/c");
+        assert!(percent_decode("u", "/a%2").is_err());
+        assert!(percent_decode("u", "/a%g0").is_err());
+    }
+}

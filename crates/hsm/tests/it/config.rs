@@ -1,0 +1,299 @@
+//! `Config`: every URL form, every error, TOML files, the environment, Debug redaction.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use hsm::{Client, Config, CreateKey, Error, KeySpec};
+
+/// The message of an `Error::Config` from "hsm"; panics (failing the test) on anything else.
+fn config_error<T: std::fmt::Debug>(r: hsm::Result<T>) -> String {
+    match r {
+        Err(Error::Config { provider, message }) => {
+            assert_eq!(provider, "hsm");
+            message
+        }
+        other => panic!("expected Error::Config, got {other:?}"),
+    }
+}
+
+fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+    let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    move |k| map.get(k).cloned()
+}
+
+#[test]
+fn memory_urls_select_the_in_memory_provider() {
+    for url in ["memory:", "memory://", "MEMORY:", " memory: "] {
+        let cfg = Config::from_url(url).unwrap();
+        assert!(cfg.is_memory(), "{url}");
+        assert_eq!(cfg.keystore_path(), None);
+        assert_eq!(cfg.provider_name(), "local");
+    }
+}
+
+#[test]
+fn local_urls_give_the_keystore_path() {
+    let cases = [
+        ("local:///var/lib/hsm/keystore", "/var/lib/hsm/keystore"),
+        ("local://localhost/var/lib/hsm/keystore", "/var/lib/hsm/keystore"),
+        ("LOCAL:///abs", "/abs"),
+        ("local:relative/path/ks", "relative/path/ks"),
+        ("local:ks", "ks"),
+        ("file:///abs/ks", "/abs/ks"),
+        ("file:rel/ks", "rel/ks"),
+        ("local:///tmp/my%20dir/ks%25", "/tmp/my dir/ks%"),
+    ];
+    for (url, path) in cases {
+        let cfg = Config::from_url(url).unwrap_or_else(|e| panic!("{url}: {e}"));
+        assert!(!cfg.is_memory());
+        assert_eq!(cfg.keystore_path(), Some(Path::new(path)), "{url}");
+        assert!(!cfg.has_passphrase());
+    }
+}
+
+#[test]
+fn bad_urls_are_config_errors_that_say_how_to_fix_them() {
+    let cases: &[(&str, &[&str])] = &[
+        ("", &["empty", "local:///"]),
+        ("   ", &["empty"]),
+        ("/var/lib/ks", &["no scheme", "local:///var/lib/ks"]),
+        ("keystore", &["no scheme", "memory:"]),
+        ("s3://bucket/ks", &["unknown scheme 's3:'", "local:///"]),
+        ("local:", &["no keystore path"]),
+        ("local://", &["no keystore path"]),
+        ("local://server/ks", &["host 'server'", "three slashes"]),
+        ("local:///ks?mode=ro", &["query"]),
+        ("local:///ks%zz", &["%-escape", "%25"]),
+        ("local:///ks%ff", &["not UTF-8"]),
+        ("memory:/x", &["takes no path"]),
+    ];
+    for (url, needles) in cases {
+        let msg = config_error(Config::from_url(url));
+        for n in *needles {
+            assert!(msg.contains(n), "{url:?}: {msg:?} should contain {n:?}");
+        }
+    }
+}
+
+#[test]
+fn cloud_schemes_are_recognised_and_name_what_is_missing() {
+    let cases = [
+        ("aws-kms://alias/payments?region=eu-west-1", "aws-kms", "aws", cfg!(feature = "aws")),
+        ("azure-keyvault://vault.example/keys/k", "azure-keyvault", "azure", cfg!(feature = "azure")),
+        ("gcp-kms://projects/p/locations/l/keyRings/r", "gcp-kms", "gcp", cfg!(feature = "gcp")),
+        ("pkcs11:token=t;object=k", "pkcs11", "pkcs11", cfg!(feature = "pkcs11")),
+    ];
+    for (url, backend, feature, enabled) in cases {
+        let msg = config_error(Config::from_url(url));
+        assert!(msg.contains(&format!("the {backend}")), "{msg}");
+        assert!(msg.contains("not built yet"), "{msg}");
+        if enabled {
+            assert!(!msg.contains("needs feature"), "{msg}");
+        } else {
+            assert!(msg.contains(&format!("needs feature `{feature}`")), "{msg}");
+        }
+    }
+}
+
+#[test]
+fn toml_selects_memory_or_local() {
+    let cfg = Config::from_toml("provider = \"memory\"\n").unwrap();
+    assert!(cfg.is_memory());
+
+    let cfg = Config::from_toml(
+        "provider = \"local\"\n[local]\npath = \"/srv/ks\"\npassphrase_env = \"HSM_TEST_SURELY_UNSET_VAR_1\"\n",
+    );
+    let msg = config_error(cfg);
+    assert!(msg.contains("HSM_TEST_SURELY_UNSET_VAR_1 is not set"), "{msg}");
+
+    let cfg = Config::from_toml("provider = \"local\"\n[local]\npath = \"/srv/ks\"\n").unwrap();
+    assert_eq!(cfg.keystore_path(), Some(Path::new("/srv/ks")));
+    // Sections for the backends to come are accepted.
+    let cfg = Config::from_toml("provider = \"memory\"\n[aws]\nregion = \"eu-west-1\"\n").unwrap();
+    assert!(cfg.is_memory());
+}
+
+#[test]
+fn every_bad_toml_names_the_field() {
+    let cases: &[(&str, &[&str])] = &[
+        ("", &["no `provider`", "provider = \"local\""]),
+        ("provider = \"vault\"", &["unknown provider \"vault\"", "local, memory"]),
+        ("provider = 3", &["line 1"]),
+        ("provider = \"local\"", &["no [local] table", "path ="]),
+        ("provider = \"local\"\n[local]\n", &["local.path is missing"]),
+        ("provider = \"local\"\n[local]\npath = \"\"\n", &["local.path is missing or empty"]),
+        ("provider = \"local\"\n[local]\npth = \"/x\"\n", &["line 3", "unknown field `pth`", "path"]),
+        (
+            "provider = \"local\"\n[local]\npath = \"/x\"\npassphrase_env = \"\"\n",
+            &["passphrase_env is empty"],
+        ),
+        ("provider = \"local\"\nsecret = 1\n", &["unknown field `secret`"]),
+        ("provider = \"local\n", &["line 1"]),
+        ("provider = \"aws-kms\"\n[aws]\nregion = \"us-west-2\"\n", &["the aws-kms", "not built yet"]),
+        ("provider = \"pkcs11\"", &["the pkcs11"]),
+    ];
+    for (text, needles) in cases {
+        let msg = config_error(Config::from_toml(text));
+        assert!(!msg.contains('\n'), "one line: {msg:?}");
+        for n in *needles {
+            assert!(msg.contains(n), "{text:?}: {msg:?} should contain {n:?}");
+        }
+    }
+}
+
+#[test]
+fn toml_files_resolve_relative_paths_against_their_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("hsm.toml");
+    std::fs::write(&file, "provider = \"local\"\n[local]\npath = \"keys/store\"\n").unwrap();
+    let cfg = Config::from_file(&file).unwrap();
+    assert_eq!(cfg.keystore_path(), Some(dir.path().join("keys/store").as_path()));
+
+    let missing = dir.path().join("nope.toml");
+    let msg = config_error(Config::from_file(&missing));
+    assert!(msg.contains("cannot read configuration file") && msg.contains("nope.toml"), "{msg}");
+
+    std::fs::write(&file, "provider = \"local\"\n[local]\npath = 7\n").unwrap();
+    let msg = config_error(Config::from_file(&file));
+    assert!(msg.contains("hsm.toml") && msg.contains("line 3"), "{msg}");
+}
+
+#[test]
+fn environment_selects_the_provider() {
+    assert!(Config::from_vars(vars(&[])).unwrap().is_none());
+    assert!(Config::from_vars(vars(&[("HSM_PROVIDER", ""), ("HSM_CONFIG", " ")])).unwrap().is_none());
+
+    let cfg = Config::from_vars(vars(&[("HSM_PROVIDER", "memory:")])).unwrap().unwrap();
+    assert!(cfg.is_memory());
+
+    let cfg = Config::from_vars(vars(&[("HSM_PROVIDER", "local:///srv/ks")])).unwrap().unwrap();
+    assert_eq!(cfg.keystore_path(), Some(Path::new("/srv/ks")));
+    assert!(!cfg.has_passphrase());
+
+    let cfg = Config::from_vars(vars(&[("HSM_PROVIDER", "local:///srv/ks"), ("HSM_PASSPHRASE", "pw")]))
+        .unwrap()
+        .unwrap();
+    assert!(cfg.has_passphrase());
+}
+
+#[test]
+fn environment_errors_name_the_variable() {
+    let msg = config_error(Config::from_vars(vars(&[("HSM_PROVIDER", "nope")])));
+    assert!(msg.starts_with("HSM_PROVIDER: "), "{msg}");
+
+    let msg =
+        config_error(Config::from_vars(vars(&[("HSM_PROVIDER", "memory:"), ("HSM_CONFIG", "/x.toml")])));
+    assert!(msg.contains("both HSM_PROVIDER and HSM_CONFIG"), "{msg}");
+
+    let msg =
+        config_error(Config::from_vars(vars(&[("HSM_PROVIDER", "local:///srv/ks"), ("HSM_PASSPHRASE", "")])));
+    assert!(msg.contains("HSM_PASSPHRASE is set but empty"), "{msg}");
+
+    let msg = config_error(Config::from_vars(vars(&[("HSM_CONFIG", "/definitely/not/here.toml")])));
+    assert!(msg.contains("/definitely/not/here.toml"), "{msg}");
+
+    // from_env with nothing set says what to set (the test process never sets these).
+    if std::env::var_os("HSM_PROVIDER").is_none() && std::env::var_os("HSM_CONFIG").is_none() {
+        let msg = config_error(Config::from_env());
+        assert!(msg.contains("set HSM_PROVIDER") && msg.contains("HSM_CONFIG"), "{msg}");
+    }
+}
+
+#[test]
+fn hsm_config_reads_the_file_and_its_passphrase_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("hsm.toml");
+    std::fs::write(&file, "provider = \"local\"\n[local]\npath = \"ks\"\npassphrase_env = \"APP_KS_PW\"\n")
+        .unwrap();
+    let f = file.to_str().unwrap();
+
+    let cfg = Config::from_vars(vars(&[("HSM_CONFIG", f), ("APP_KS_PW", "pw")])).unwrap().unwrap();
+    assert!(cfg.has_passphrase());
+    assert_eq!(cfg.keystore_path(), Some(dir.path().join("ks").as_path()));
+
+    let msg = config_error(Config::from_vars(vars(&[("HSM_CONFIG", f)])));
+    assert!(msg.contains("APP_KS_PW is not set"), "{msg}");
+
+    // Without passphrase_env, HSM_PASSPHRASE is used when set.
+    std::fs::write(&file, "provider = \"local\"\n[local]\npath = \"ks\"\n").unwrap();
+    let cfg = Config::from_vars(vars(&[("HSM_CONFIG", f)])).unwrap().unwrap();
+    assert!(!cfg.has_passphrase());
+    let cfg = Config::from_vars(vars(&[("HSM_CONFIG", f), ("HSM_PASSPHRASE", "pw")])).unwrap().unwrap();
+    assert!(cfg.has_passphrase());
+}
+
+#[tokio::test]
+async fn debug_never_shows_the_passphrase() {
+    let secret = "hunter2-correct-horse";
+    let cfg = Config::local("/srv/ks").with_passphrase(secret);
+    let dbg = format!("{cfg:?} {cfg:#?}");
+    assert!(!dbg.contains(secret), "{dbg}");
+    assert!(dbg.contains("redacted") && dbg.contains("/srv/ks"), "{dbg}");
+
+    let cfg = Config::from_vars(vars(&[("HSM_PROVIDER", "local:///srv/ks"), ("HSM_PASSPHRASE", secret)]))
+        .unwrap()
+        .unwrap();
+    assert!(!format!("{cfg:?}").contains(secret));
+
+    let dir = tempfile::tempdir().unwrap();
+    let client = Client::connect(Config::local(dir.path().join("ks")).with_passphrase(secret)).await.unwrap();
+    let dbg = format!("{client:?} {client:#?} {:?}", client.provider());
+    assert!(!dbg.contains(secret), "{dbg}");
+}
+
+#[tokio::test]
+async fn a_local_keystore_persists_and_checks_its_passphrase() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("local://{}", dir.path().join("ks").display());
+    let cfg = Config::from_url(&url).unwrap().with_passphrase("right");
+
+    let client = Client::connect(cfg.clone()).await.unwrap();
+    client.create_key(CreateKey::new("kept", KeySpec::Aes128)).await.unwrap();
+    drop(client);
+
+    let reopened = Client::connect(cfg).await.unwrap();
+    assert_eq!(reopened.get_key("kept").await.unwrap().spec, KeySpec::Aes128);
+    drop(reopened);
+
+    let wrong = Client::connect(Config::from_url(&url).unwrap().with_passphrase("wrong")).await;
+    assert!(matches!(wrong, Err(Error::Unauthenticated { .. })), "{wrong:?}");
+}
+
+#[tokio::test]
+async fn without_a_passphrase_the_keystore_uses_a_master_key_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ks");
+    let client = Client::connect(Config::local(&path)).await.unwrap();
+    client.create_key(CreateKey::new("k", KeySpec::HmacSha256)).await.unwrap();
+    drop(client);
+    let reopened = Client::connect(Config::local(&path)).await.unwrap();
+    assert!(reopened.get_key("k").await.is_ok());
+    assert!(dir.path().join("ks.key").exists());
+}
+
+#[test]
+fn open_works_outside_a_tokio_runtime() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = Config::local(dir.path().join("ks"));
+    // A minimal executor: `open` must not need Tokio's blocking pool.
+    let provider = futures_lite_block_on(cfg.open()).unwrap();
+    assert_eq!(provider.name(), "local");
+}
+
+/// Polls a future to completion on this thread (no runtime).
+fn futures_lite_block_on<F: std::future::Future>(fut: F) -> F::Output {
+    use std::task::{Context, Poll, Wake, Waker};
+    struct Noop;
+    impl Wake for Noop {
+        fn wake(self: std::sync::Arc<Self>) {}
+    }
+    let waker = Waker::from(std::sync::Arc::new(Noop));
+    let mut cx = Context::from_waker(&waker);
+    let mut fut = std::pin::pin!(fut);
+    loop {
+        if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+            return v;
+        }
+        std::thread::yield_now();
+    }
+}

@@ -1,0 +1,5 @@
+//! Integration tests of the hsm umbrella: configuration, the client, the quickstart.
+
+mod client;
+mod config;
+mod quickstart;
