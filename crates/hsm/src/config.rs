@@ -206,8 +206,8 @@ fn toml_error(origin: &str, text: &str, e: &toml::de::Error) -> Error {
     let at = e
         .span()
         .map(|s| {
-            let before = &text[..s.start.min(text.len())];
-            let line = before.matches('\n').count() + 1;
+            let before = &text.as_bytes()[..s.start.min(text.len())];
+            let line = before.iter().filter(|b| **b == b'\n').count() + 1;
             format!(" at line {line}")
         })
         .unwrap_or_default();
