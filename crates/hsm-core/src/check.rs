@@ -45,7 +45,7 @@ fn doesnt_fit(
 fn undeclared(provider: &'static str, what: &str, alg: &dyn std::fmt::Display, key: &KeyInfo) -> Error {
     Error::unsupported(
         provider,
-        format!("{what} with {alg} on a {} key", key.spec),
+        format!("{what} with {alg} on an {} key", key.spec),
         format!("the {provider} provider does not offer it; see its capabilities()"),
     )
 }
@@ -70,7 +70,7 @@ pub fn encrypt(
         return Err(Error::invalid_input(
             provider,
             format!(
-                "plaintext is {plaintext_len} bytes; {alg} with a {} key takes at most {max}; \
+                "plaintext is {plaintext_len} bytes; {alg} with an {} key takes at most {max}; \
                  use envelope encryption for larger data",
                 key.spec
             ),
@@ -164,7 +164,7 @@ pub fn signature_len(
     match alg.fixed_signature_len(key.spec) {
         Some(n) if n != len => Err(Error::invalid_input(
             provider,
-            format!("signature is {len} bytes; {alg} signatures from a {} key are {n} bytes", key.spec),
+            format!("signature is {len} bytes; {alg} signatures from an {} key are {n} bytes", key.spec),
         )),
         _ if len == 0 => Err(Error::invalid_input(provider, "signature is empty")),
         _ => Ok(()),
@@ -200,7 +200,7 @@ pub fn wrap(
         WrapAlgorithm::RsaOaepSha256 => {
             EncryptionAlgorithm::RsaOaepSha256.max_plaintext_len(key.spec).filter(|max| n > *max).map(|max| {
                 format!(
-                    "key material is {n} bytes; rsa-oaep-sha256 with a {} key wraps at most {max}",
+                    "key material is {n} bytes; rsa-oaep-sha256 with an {} key wraps at most {max}",
                     key.spec
                 )
             })

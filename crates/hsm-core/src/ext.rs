@@ -87,7 +87,7 @@ pub trait ProviderExt: Provider {
             let alg = info.spec.default_encryption_algorithm().ok_or_else(|| {
                 Error::invalid_input(
                     self.name(),
-                    format!("key '{}' is a {} key, which does not encrypt", info.name, info.spec),
+                    format!("key '{}' is an {} key, which does not encrypt", info.name, info.spec),
                 )
             })?;
             self.encrypt(key, alg, plaintext, aad).await
@@ -120,7 +120,7 @@ pub trait ProviderExt: Provider {
             let alg = info.spec.default_signature_algorithm().ok_or_else(|| {
                 Error::invalid_input(
                     self.name(),
-                    format!("key '{}' is a {} key, which does not sign", info.name, info.spec),
+                    format!("key '{}' is an {} key, which does not sign", info.name, info.spec),
                 )
             })?;
             self.sign(key, alg, SignInput::Message(message)).await

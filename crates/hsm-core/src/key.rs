@@ -275,7 +275,7 @@ impl CreateKey {
             return Err(Error::invalid_input(
                 provider,
                 format!(
-                    "a {} key cannot have usage '{usage}'; use '{}'",
+                    "an {} key cannot have usage '{usage}'; use '{}'",
                     self.spec,
                     self.spec.default_usage()
                 ),
