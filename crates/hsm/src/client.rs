@@ -241,6 +241,31 @@ impl Client {
         self.provider.decrypt_blob(ciphertext, Some(aad)).await
     }
 
+    /// Encrypts data of any size with [envelope encryption](crate::envelope): a fresh
+    /// data key, wrapped (or encrypted) by `key`, encrypts `plaintext` locally in
+    /// authenticated 64 KiB segments. One provider call, whatever the size.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a key whose usage is neither wrap nor encrypt; the
+    /// provider's errors for the data-key operation.
+    pub async fn encrypt_envelope(
+        &self,
+        key: impl Into<KeyRef>,
+        plaintext: &[u8],
+        aad: Option<&[u8]>,
+    ) -> Result<Vec<u8>> {
+        crate::envelope::seal(&*self.provider, &key.into(), plaintext, aad).await
+    }
+
+    /// Decrypts an envelope made by [`encrypt_envelope`](Client::encrypt_envelope).
+    ///
+    /// # Errors
+    /// [`Error::DecryptionFailed`] (opaque) for a tampered or truncated envelope or the
+    /// wrong `aad`; [`Error::InvalidInput`] for bytes that are not an envelope.
+    pub async fn decrypt_envelope(&self, sealed: &[u8], aad: Option<&[u8]>) -> Result<Zeroizing<Vec<u8>>> {
+        crate::envelope::open(&*self.provider, sealed, aad).await
+    }
+
     /// Signs `data` with `algorithm`, or the key's natural one when `None` (RSA-PSS-SHA-256
     /// for RSA, ECDSA with the curve's hash, Ed25519). [`Signature::as_bytes`] is the raw
     /// signature other tools verify.

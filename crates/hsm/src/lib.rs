@@ -53,6 +53,11 @@
 //! error [`Config`] gives for its URL scheme ("the aws-kms backend is not built yet"
 //! instead of "needs feature `aws`").
 //!
+//! ## Data of any size
+//!
+//! [`envelope`] encrypts data of any size locally under a fresh data key that a provider
+//! key wraps, streaming in 64 KiB authenticated segments ([`Client::encrypt_envelope`]).
+//!
 //! ## Your own provider
 //!
 //! Implement [`Provider`] and hand it to [`Client::from_provider`]; run the
@@ -67,6 +72,7 @@ pub use hsm_local as local;
 
 mod client;
 mod config;
+pub mod envelope;
 
 pub use client::Client;
 pub use config::{Config, ENV_CONFIG, ENV_PASSPHRASE, ENV_PROVIDER};

@@ -2,4 +2,5 @@
 
 mod client;
 mod config;
+mod envelope;
 mod quickstart;
