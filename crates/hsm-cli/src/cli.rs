@@ -227,6 +227,11 @@ pub(crate) struct EncryptArgs {
     /// Write the ciphertext as base64
     #[arg(long)]
     pub(crate) base64: bool,
+    /// Envelope encryption for data of any size: a fresh data key, wrapped by --key (usage
+    /// wrap or encrypt), encrypts the data locally in 64 KiB AES-256-GCM segments.
+    /// `hsm decrypt` recognises envelopes by themselves.
+    #[arg(long, conflicts_with = "algorithm")]
+    pub(crate) envelope: bool,
 }
 
 #[derive(Debug, Args)]

@@ -26,17 +26,28 @@ pub(crate) async fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Encrypt(a) => {
             refuse_binary_tty(&a.io.out, a.base64)?;
             let plaintext = read_all(&a.io.input)?;
-            let ct = match &a.aad {
-                Some(aad) => {
-                    client.encrypt_with_aad(a.key.key, &plaintext, a.algorithm, aad.as_bytes()).await?
+            let aad = a.aad.as_deref().map(str::as_bytes);
+            let out = if a.envelope {
+                client.encrypt_envelope(a.key.key, &plaintext, aad).await?
+            } else {
+                match aad {
+                    Some(aad) => client.encrypt_with_aad(a.key.key, &plaintext, a.algorithm, aad).await?,
+                    None => client.encrypt(a.key.key, &plaintext, a.algorithm).await?,
                 }
-                None => client.encrypt(a.key.key, &plaintext, a.algorithm).await?,
+                .to_bytes()
             };
-            write_artifact(&a.io.out, &ct.to_bytes(), a.base64)?;
+            write_artifact(&a.io.out, &out, a.base64)?;
             Ok(code::OK)
         }
         Command::Decrypt(a) => {
             let blob = read_artifact(&a.io.input, a.base64, "ciphertext")?;
+            if hsm::envelope::is_envelope(&blob) {
+                let inner = hsm::envelope::protected_by(&blob)?;
+                same_key(&a.key.key, inner.name(), inner.version().unwrap_or_default(), "envelope")?;
+                let plaintext = client.decrypt_envelope(&blob, a.aad.as_deref().map(str::as_bytes)).await?;
+                write_all(&a.io.out, &plaintext, Secrecy::Secret)?;
+                return Ok(code::OK);
+            }
             let ct = Ciphertext::from_bytes(&blob).map_err(|e| not_a_blob(e, a.base64))?;
             same_key(&a.key.key, ct.key(), ct.version(), "ciphertext")?;
             let plaintext = match &a.aad {

@@ -278,6 +278,30 @@ where
     Ok(total)
 }
 
+/// True when `bytes` starts like an envelope (magic and format version), so callers can
+/// tell envelopes from single-call ciphertexts.
+pub fn is_envelope(bytes: &[u8]) -> bool {
+    bytes.len() >= 5 && &bytes[..4] == MAGIC && bytes[4] == VERSION
+}
+
+/// The provider key (name and version) that protects an envelope's data key, read from
+/// its header without any provider call.
+///
+/// # Errors
+/// `InvalidInput` when `sealed` does not start with a well-formed envelope header.
+pub fn protected_by(sealed: &[u8]) -> Result<KeyRef> {
+    if !is_envelope(sealed) || sealed.len() < 10 {
+        return Err(bad_format("this is not an hsm envelope (bad magic bytes or too short)"));
+    }
+    let blob_len = u32::from_be_bytes([sealed[6], sealed[7], sealed[8], sealed[9]]) as usize;
+    let blob = sealed.get(10..10 + blob_len).ok_or_else(|| bad_format("envelope header is truncated"))?;
+    match sealed[5] {
+        b'W' => Ok(WrappedKey::from_bytes(blob)?.key_ref()),
+        b'C' => Ok(Ciphertext::from_bytes(blob)?.key_ref()),
+        k => Err(bad_format(format!("envelope data-key protection {k:#04x} is unknown"))),
+    }
+}
+
 /// Encrypts `plaintext` in memory; see [`seal_stream`].
 ///
 /// # Errors
