@@ -284,11 +284,12 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<fs::Metadata> {
         let mut f = private_options().write(true).create_new(true).open(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
-        let meta = f.metadata()?;
         drop(f);
         fs::rename(&tmp, path)?;
         fsync_dir(dir)?;
-        Ok(meta)
+        // Stat after the rename (which changes the inode's ctime); the caller holds the lock,
+        // so no other writer can have replaced the file in between.
+        fs::metadata(path)
     })();
     result.map_err(|e| {
         let _ = fs::remove_file(&tmp);

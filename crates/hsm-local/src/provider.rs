@@ -688,4 +688,70 @@ mod tests {
             assert!(matches!(decode_token(bad), Err(Error::InvalidInput { .. })), "{bad}");
         }
     }
+
+    fn contains(hay: &[u8], needle: &[u8]) -> bool {
+        hay.windows(needle.len()).any(|w| w == needle)
+    }
+
+    #[tokio::test]
+    async fn own_writes_do_not_look_like_foreign_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = LocalProvider::open(dir.path().join("ks"), None).unwrap();
+        p.create_key(CreateKey::new("k", KeySpec::Aes128)).await.unwrap();
+        let ks = p.inner.keystore.as_ref().unwrap();
+        assert_eq!(Some(ks.stamp().unwrap()), p.inner.snapshot().stamp, "no re-read after our own write");
+        let other = LocalProvider::open(dir.path().join("ks"), None).unwrap();
+        other.rotate_key(&"k".into()).await.unwrap();
+        assert_ne!(Some(ks.stamp().unwrap()), p.inner.snapshot().stamp, "another writer is noticed");
+        assert_eq!(p.get_key(&"k".into()).await.unwrap().version, "2");
+    }
+
+    #[tokio::test]
+    async fn key_material_is_in_neither_the_keystore_file_nor_any_debug_output() {
+        use hsm_core::{ProviderExt as _, SignInput};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ks.hsm");
+        let p = LocalProvider::open(&path, None).unwrap();
+        for (name, spec) in [
+            ("aes", KeySpec::Aes256),
+            ("hmac", KeySpec::HmacSha512),
+            ("ec", KeySpec::EcP384),
+            ("ed", KeySpec::Ed25519),
+            ("rsa", KeySpec::Rsa2048),
+        ] {
+            p.create_key(CreateKey::new(name, spec)).await.unwrap();
+            p.rotate_key(&name.into()).await.unwrap();
+        }
+        // Use every key so parsed key objects are cached too.
+        p.encrypt_default(&"aes".into(), b"x", None).await.unwrap();
+        p.encrypt_default(&"rsa".into(), b"x", None).await.unwrap();
+        p.sign_message(&"ec".into(), b"x").await.unwrap();
+        p.sign(&"ed".into(), SignatureAlgorithm::Ed25519, SignInput::Message(b"x")).await.unwrap();
+        p.mac(&"hmac".into(), MacAlgorithm::HmacSha512, b"x").await.unwrap();
+
+        let file = std::fs::read(&path).unwrap();
+        let master = std::fs::read(dir.path().join("ks.hsm.key")).unwrap();
+        assert_eq!(master.len(), 32);
+        assert!(!contains(&file, &master), "the master key is not in the keystore");
+        let state = p.inner.snapshot().state;
+        let mut checked = 0;
+        for (name, rec) in &state.keys {
+            for v in &rec.versions {
+                let m = v.material.expose();
+                let b64 = base64::engine::general_purpose::STANDARD.encode(m);
+                for chunk in m.chunks(16).filter(|c| c.len() == 16) {
+                    assert!(!contains(&file, chunk), "{name}: raw material in the file");
+                }
+                assert!(!contains(&file, &b64.as_bytes()[..24]), "{name}: base64 material in the file");
+                let debug = format!("{p:?} {state:?} {rec:?} {v:?} {:?} {:?}", v.parsed.get(), v.material);
+                let hex: String = m[..8].iter().map(|b| format!("{b:02x}")).collect();
+                let list = format!("{:?}", &m[..4]).trim_end_matches(']').to_owned();
+                for needle in [hex.as_str(), list.as_str(), &b64[..12]] {
+                    assert!(!debug.contains(needle), "{name}: {needle} in {debug}");
+                }
+                checked += 1;
+            }
+        }
+        assert_eq!(checked, 10);
+    }
 }
