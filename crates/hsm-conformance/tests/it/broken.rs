@@ -136,6 +136,17 @@ fn a_provider_whose_pagination_drops_keys_fails_the_pagination_check() {
 }
 
 #[test]
+fn a_provider_that_decrypts_with_the_current_version_fails_the_rotation_checks() {
+    let report = run(Fault::ForgetsVersions);
+    let caps = Wrapper::new(Fault::ForgetsVersions).caps;
+    let want = runnable(&caps, |n| n.starts_with("rotate::encrypt::") || n.starts_with("rotate::wrap::"));
+    assert_eq!(want.len(), 4, "{want:?}");
+    assert_eq!(failed(&report), want, "{report}");
+    let why = &report.failed.iter().find(|(n, _)| n == "rotate::encrypt::aes-256").unwrap().1;
+    assert!(why.contains("opening the ciphertext after rotation failed with DecryptionFailed"), "{why}");
+}
+
+#[test]
 fn the_restricted_capabilities_are_what_the_broken_providers_assume() {
     let caps = Wrapper::new(Fault::None).caps;
     assert_eq!(caps.specs.len(), 5);

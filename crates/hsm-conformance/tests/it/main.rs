@@ -36,6 +36,8 @@ pub(crate) enum Fault {
     LeaksPlaintext,
     /// Drops the last key of every page that has a next page.
     DropsPages,
+    /// Decrypts and unwraps with the current key version, ignoring the one the blob records.
+    ForgetsVersions,
 }
 
 /// A provider over [`LocalProvider`] that declares (and enforces, through
@@ -214,6 +216,15 @@ impl Provider for Wrapper {
         let info = self.info(key).await?;
         check::decrypt(NAME, &self.caps, &info, ciphertext.algorithm(), aad)?;
         self.refuses(ciphertext.algorithm())?;
+        if self.fault == Fault::ForgetsVersions {
+            let current = Ciphertext::new(
+                ciphertext.key(),
+                &info.version,
+                ciphertext.algorithm(),
+                ciphertext.bytes().clone(),
+            );
+            return self.inner.decrypt(key, &current, aad).await;
+        }
         self.inner.decrypt(key, ciphertext, aad).await
     }
 
@@ -254,6 +265,11 @@ impl Provider for Wrapper {
     async fn unwrap_key(&self, key: &KeyRef, wrapped: &WrappedKey) -> Result<Zeroizing<Vec<u8>>> {
         let info = self.info(key).await?;
         check::wrap(NAME, &self.caps, &info, wrapped.algorithm(), None)?;
+        if self.fault == Fault::ForgetsVersions {
+            let current =
+                WrappedKey::new(wrapped.key(), &info.version, wrapped.algorithm(), wrapped.bytes().clone());
+            return self.inner.unwrap_key(key, &current).await;
+        }
         self.inner.unwrap_key(key, wrapped).await
     }
 
