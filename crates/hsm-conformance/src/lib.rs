@@ -88,10 +88,12 @@
 //! Inside an ordinary test target, [`conformance_tests!`] expands to one `#[test]` per
 //! group (see its docs for the trade-off):
 //!
-//! ```ignore
+//! ```no_run
+//! // Any provider: here the embedded local one.
 //! mod conformance {
-//!     hsm_conformance::conformance_tests!(|| async { std::sync::Arc::new(my_provider::MyProvider::new()) });
+//!     hsm_conformance::conformance_tests!(|| async { std::sync::Arc::new(hsm_local::LocalProvider::in_memory()) });
 //! }
+//! # fn main() {}
 //! ```
 //!
 //! ## Running it: programmatically

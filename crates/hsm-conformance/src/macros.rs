@@ -14,18 +14,19 @@ use crate::report::{IntoProvider, Report, run_group};
 /// `Arc<dyn Provider>`, an `Arc<YourProvider>`, or a `Result` of either. An optional
 /// second argument gives the [`Options`](crate::Options).
 ///
-/// ```ignore
+/// ```no_run
 /// // tests/conformance.rs of your provider crate (an ordinary test target)
 /// mod memory {
 ///     use std::sync::Arc;
-///     hsm_conformance::conformance_tests!(|| async { Arc::new(my_provider::MyProvider::new()) });
+///     hsm_conformance::conformance_tests!(|| async { Arc::new(hsm_local::LocalProvider::in_memory()) });
 /// }
-/// mod emulator {
+/// mod keystore_file {
 ///     hsm_conformance::conformance_tests!(
-///         || async { my_provider::MyProvider::connect("http://127.0.0.1:4566").await },
-///         hsm_conformance::Options::new().ignore("rotate::*", "the emulator cannot rotate")
+///         || async { hsm_local::LocalProvider::open("/tmp/conformance.keystore", None).map(std::sync::Arc::new) },
+///         hsm_conformance::Options::new().ignore("rotate::*", "an example of marking a known gap")
 ///     );
 /// }
+/// # fn main() {}
 /// ```
 ///
 /// Each test builds its own multi-thread tokio runtime (what
