@@ -38,6 +38,21 @@ fn bench_local(c: &mut Criterion) {
             })
         });
     }
+    // The primitive alone (aws-lc-rs, no hsm): separates library speed from hsm's overhead.
+    let raw = aws_lc_rs::aead::LessSafeKey::new(
+        aws_lc_rs::aead::UnboundKey::new(&aws_lc_rs::aead::AES_256_GCM, &[7u8; 32]).expect("aes key"),
+    );
+    for (id, len) in [("raw_aes256gcm_encrypt_1k", 1024usize), ("raw_aes256gcm_encrypt_64k", 64 * 1024)] {
+        let mut buf = vec![0x5a; len];
+        g.throughput(Throughput::Bytes(len as u64));
+        g.bench_function(id, |b| {
+            b.iter(|| {
+                let nonce = aws_lc_rs::aead::Nonce::assume_unique_for_key([1u8; 12]);
+                raw.seal_in_place_separate_tag(nonce, aws_lc_rs::aead::Aad::empty(), black_box(&mut buf[..]))
+                    .expect("seal")
+            })
+        });
+    }
     let msg = b"the quick brown fox jumps over the lazy dog";
     g.throughput(Throughput::Elements(1));
     let signs = [

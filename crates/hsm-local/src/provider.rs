@@ -134,7 +134,7 @@ struct Resolved {
     state: Arc<State>,
     name: String,
     version: u32,
-    info: KeyInfo,
+    info: Arc<KeyInfo>,
 }
 
 impl Resolved {
@@ -298,13 +298,17 @@ impl LocalProvider {
     async fn resolve(&self, name: &str, version: Option<&str>) -> Result<Resolved> {
         validate_key_name(PROVIDER, name)?;
         let state = self.state().await?;
-        let now = SystemTime::now();
-        let rec = state.live(name, now).ok_or_else(|| not_found(name, None))?;
+        // Only a key pending deletion can have expired: read the clock for those alone.
+        let rec = state
+            .keys
+            .get(name)
+            .filter(|k| k.state != KeyState::PendingDeletion || !k.expired(SystemTime::now()))
+            .ok_or_else(|| not_found(name, None))?;
         let version = match version {
             Some(v) => rec.version_named(v).ok_or_else(|| not_found(name, Some(v)))?.version,
             None => rec.current,
         };
-        let info = rec.info(name, self.inner.native_id(name));
+        let info = rec.cached_info(name, || self.inner.native_id(name));
         Ok(Resolved { state: state.clone(), name: name.to_owned(), version, info })
     }
 
@@ -328,7 +332,8 @@ fn live_mut<'a>(
     version: Option<&str>,
     now: SystemTime,
 ) -> Result<&'a mut KeyRecord> {
-    let rec = state.keys.get_mut(name).filter(|k| !k.expired(now)).ok_or_else(|| not_found(name, None))?;
+    let rec =
+        state.keys.get_mut(name).filter(|k| !k.expired(now)).ok_or_else(|| not_found(name, None))?.touch();
     if let Some(v) = version
         && rec.version_named(v).is_none()
     {
@@ -386,6 +391,7 @@ impl Provider for LocalProvider {
                 deletion_date: None,
                 current: 1,
                 versions: vec![VersionRecord::new(1, now, material)],
+                info_cache: Default::default(),
             };
             let info = rec.info(&req.name, format!("{prefix}{}", req.name));
             state.keys.insert(req.name, rec);
@@ -395,7 +401,7 @@ impl Provider for LocalProvider {
     }
 
     async fn get_key(&self, key: &KeyRef) -> Result<KeyInfo> {
-        Ok(self.resolve_ref(key).await?.info)
+        Ok(Arc::unwrap_or_clone(self.resolve_ref(key).await?.info))
     }
 
     async fn list_keys(&self, req: ListKeys) -> Result<KeyPage> {

@@ -115,6 +115,10 @@ pub(crate) struct KeyRecord {
     pub(crate) current: u32,
     /// Oldest first.
     pub(crate) versions: Vec<VersionRecord>,
+    /// The metadata every operation checks, built on first use and dropped by
+    /// [`KeyRecord::touch`] before any change, so hot paths allocate nothing for it.
+    #[serde(skip)]
+    pub(crate) info_cache: OnceLock<Arc<KeyInfo>>,
 }
 
 impl KeyRecord {
@@ -130,6 +134,17 @@ impl KeyRecord {
     /// The version named `v` ("1", "2", …), exactly as `KeyInfo` prints it.
     pub(crate) fn version_named(&self, v: &str) -> Option<&VersionRecord> {
         self.versions.iter().find(|r| r.version.to_string() == v)
+    }
+
+    /// The cached [`KeyInfo`], built with `native_id` on first use.
+    pub(crate) fn cached_info(&self, name: &str, native_id: impl FnOnce() -> String) -> Arc<KeyInfo> {
+        self.info_cache.get_or_init(|| Arc::new(self.info(name, native_id()))).clone()
+    }
+
+    /// Forgets the cached metadata; called before every change to the record.
+    pub(crate) fn touch(&mut self) -> &mut Self {
+        self.info_cache = OnceLock::new();
+        self
     }
 
     pub(crate) fn info(&self, name: &str, native_id: String) -> KeyInfo {
