@@ -76,3 +76,8 @@ pub mod envelope;
 
 pub use client::Client;
 pub use config::{Config, ENV_CONFIG, ENV_PASSPHRASE, ENV_PROVIDER};
+
+/// The README's Rust examples, compiled as doc tests so they cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;
