@@ -201,6 +201,26 @@ impl Error {
         }
     }
 
+    /// A short stable name for the variant (`"not_found"`, `"decryption_failed"`, …), for
+    /// metrics and audit logs; it carries no detail.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::NotFound { .. } => "not_found",
+            Error::AlreadyExists { .. } => "already_exists",
+            Error::Unsupported { .. } => "unsupported",
+            Error::InvalidInput { .. } => "invalid_input",
+            Error::KeyUnusable { .. } => "key_unusable",
+            Error::Unauthenticated { .. } => "unauthenticated",
+            Error::PermissionDenied { .. } => "permission_denied",
+            Error::Throttled { .. } => "throttled",
+            Error::Timeout { .. } => "timeout",
+            Error::Unavailable { .. } => "unavailable",
+            Error::DecryptionFailed { .. } => "decryption_failed",
+            Error::Config { .. } => "config",
+            Error::Provider { .. } => "provider",
+        }
+    }
+
     /// True when the same request may succeed if sent again later
     /// (throttling, timeouts, unavailability).
     pub fn is_retryable(&self) -> bool {

@@ -23,6 +23,7 @@
 //! # let _ = assert_shareable;
 //! ```
 
+mod audit;
 pub mod blob;
 mod capabilities;
 pub mod check;
@@ -33,6 +34,7 @@ mod provider;
 mod vocab;
 
 pub use async_trait::async_trait;
+pub use audit::Audited;
 pub use blob::{Ciphertext, MacTag, Signature, WrappedKey};
 pub use capabilities::{Capabilities, DeletionPolicy, SpecCapabilities};
 pub use error::{BoxError, Error, Result, UnusableReason};

@@ -1,5 +1,6 @@
 //! Integration tests of the hsm umbrella: configuration, the client, the quickstart.
 
+mod audit;
 mod client;
 mod config;
 mod envelope;
