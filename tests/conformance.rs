@@ -6,6 +6,11 @@
 //! Each keystore starts with a key the kit did not create; after the run it must be the only
 //! key left (the kit deletes every key it made, and nothing else).
 //!
+//! The `aws-moto` entry runs the kit against AWS KMS as emulated by moto: the moto server
+//! named by `HSM_MOTO_SERVER` (set by `.ci/run`) is started on a free port for the run and
+//! killed afterwards. Cases that hit moto's known gaps are ignored with the gap as reason;
+//! without `HSM_MOTO_SERVER` every aws-moto case is ignored (never passed).
+//!
 //! `cargo test -p hsm-tests --test conformance -- --list` lists the cases;
 //! `cargo test -p hsm-tests --test conformance -- memory::errors::` runs one group on one store.
 
@@ -38,6 +43,46 @@ async fn left(path: &Path, passphrase: Option<Zeroizing<String>>) -> Result<Vec<
     Ok(keys.into_iter().map(|k| k.name).collect())
 }
 
+/// The known gaps of moto's KMS emulation, each ignored with the gap as its reason.
+fn aws_moto_options(moto_found: bool) -> Options {
+    let options = Options::new().key_prefix("aws");
+    if !moto_found {
+        return options.ignore("*", hsm_aws::moto::MOTO_MISSING);
+    }
+    const FAKE_RSA: &str = "moto gap: RSAES_OAEP encryption is fake (moto returns its symmetric format)";
+    const DIGEST: &str = "moto gap: Sign/Verify with MessageType DIGEST hashes again (signs H(H(m)))";
+    options
+        .ignore("encrypt::independent::rsa-*", FAKE_RSA)
+        .ignore("wrap::independent::rsa-*", FAKE_RSA)
+        .ignore("errors::tampered::rsa-*", FAKE_RSA)
+        .ignore("errors::tampered-wrap::rsa-*", FAKE_RSA)
+        .ignore("errors::foreign-ciphertext::rsa-*", FAKE_RSA)
+        .ignore(
+            "errors::tampered::aes-256::*",
+            "moto gap: a changed ciphertext byte gets AccessDeniedException, not InvalidCiphertextException",
+        )
+        .ignore(
+            "errors::tampered-wrap::aes-256::*",
+            "moto gap: a changed ciphertext byte gets AccessDeniedException, not InvalidCiphertextException",
+        )
+        .ignore(
+            "errors::foreign-ciphertext::aes-256::*",
+            "moto gap: another key's ciphertext gets AccessDeniedException, not IncorrectKeyException",
+        )
+        .ignore("sign::digest::*", DIGEST)
+        // Messages of 0 and of more than 4096 bytes are hashed locally and sent as DIGEST.
+        .ignore("sign::independent::*", DIGEST)
+        .ignore(
+            "rotate::sign::rsa-*",
+            "moto gap: RSASSA_PSS uses the maximum salt length, not the digest length as AWS does",
+        )
+        .ignore(
+            "encrypt::empty::rsa-*",
+            "AWS limit: KMS cannot RSA-encrypt an empty plaintext (1-byte minimum)",
+        )
+        .ignore("mac::roundtrip::*", "AWS limit: GenerateMac takes 1 to 4096 bytes; the case MACs 0 and 5000")
+}
+
 fn main() -> ExitCode {
     let setup = || -> Result<(tempfile::TempDir, tokio::runtime::Runtime), String> {
         let dir = tempfile::tempdir().map_err(|e| format!("cannot create a temporary directory: {e}"))?;
@@ -63,6 +108,23 @@ fn main() -> ExitCode {
         }
     }
 
+    let moto = match hsm_aws::moto::MotoServer::from_env() {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("cannot start moto_server: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let aws_options = aws_moto_options(moto.is_some());
+    let aws_config = match &moto {
+        Some(m) => m.config(),
+        // Never contacted: every case is ignored.
+        None => hsm_aws::AwsConfig::new()
+            .with_region("us-east-1")
+            .with_endpoint("http://127.0.0.1:9")
+            .static_credentials("unused", "unused"),
+    };
+
     let (p, l) = (plain.clone(), locked.clone());
     let conclusion = Runner::new()
         .provider("memory", || async { Arc::new(LocalProvider::in_memory()) }, Options::new())
@@ -72,8 +134,14 @@ fn main() -> ExitCode {
             move || async move { LocalProvider::open(&l, passphrase()).map(Arc::new) },
             Options::new(),
         )
+        .provider(
+            "aws-moto",
+            move || async move { hsm_aws::AwsKmsProvider::connect(&aws_config).await.map(Arc::new) },
+            aws_options,
+        )
         .run_with_args(&Arguments::from_args());
 
+    drop(moto);
     let mut ok = !conclusion.has_failed();
     for (path, pass) in [(&plain, None), (&locked, passphrase())] {
         match rt.block_on(left(path, pass)) {
