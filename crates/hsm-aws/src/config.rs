@@ -41,7 +41,7 @@ pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
 /// assert!(!format!("{cfg:?}").contains("testing\""));
 /// # Ok::<(), hsm_core::Error>(())
 /// ```
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct AwsConfig {
     region: Option<String>,
     endpoint: Option<String>,

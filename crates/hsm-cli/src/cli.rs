@@ -23,7 +23,8 @@ HSM_CONFIG=FILE). With none of these, hsm uses a local keystore at $HSM_HOME/key
 HSM_PASSPHRASE if set, else under a random master key kept beside it (keystore.key, mode 0600).
 
 Provider URLs: local:///abs/path/to/keystore, local:relative/path, memory: (a throw-away
-in-memory store). aws-kms://, azure-keyvault://, gcp-kms:// and pkcs11: are reserved for the
+in-memory store), aws-kms://?region=R[&endpoint=URL][&profile=P] (AWS KMS; credentials from
+the standard AWS chain). azure-keyvault://, gcp-kms:// and pkcs11: are reserved for the
 backends to come.
 
 Inputs (-i) and outputs (-o) default to stdin and stdout ('-' too). Data is binary; --base64

@@ -31,7 +31,7 @@ const URL_FORMS: &str = "local:///abs/path/to/keystore, local:relative/path, mem
 /// | `memory:`                        | in-memory local provider; keys vanish with it        |
 /// | `local:///abs/path/to/keystore`  | encrypted local keystore file (absolute path)        |
 /// | `local:relative/path`, `file:…`  | the same, relative to the working directory          |
-/// | `aws-kms://…`                    | AWS KMS (backend not built yet)                      |
+/// | `aws-kms://?region=…&endpoint=…` | AWS KMS (feature `aws`; see `hsm_aws::AwsConfig`)    |
 /// | `azure-keyvault://…`             | Azure Key Vault (backend not built yet)              |
 /// | `gcp-kms://…`                    | Google Cloud KMS (backend not built yet)             |
 /// | `pkcs11:…`                       | PKCS#11 HSMs (backend not built yet)                 |
@@ -60,6 +60,8 @@ pub struct Config {
 enum Target {
     Memory,
     Local(PathBuf),
+    #[cfg(feature = "aws")]
+    Aws(hsm_aws::AwsConfig),
 }
 
 impl fmt::Debug for Config {
@@ -68,6 +70,8 @@ impl fmt::Debug for Config {
         match &self.target {
             Target::Memory => d.field("provider", &"memory"),
             Target::Local(p) => d.field("provider", &"local").field("path", p),
+            #[cfg(feature = "aws")]
+            Target::Aws(c) => d.field("provider", &"aws-kms").field("aws", c),
         };
         d.field("passphrase", &self.passphrase.as_ref().map(|_| "<redacted>")).finish()
     }
@@ -117,7 +121,11 @@ fn backend_missing(provider: &str) -> Error {
         "gcp-kms" => ("gcp", cfg!(feature = "gcp")),
         _ => ("pkcs11", cfg!(feature = "pkcs11")),
     };
-    let message = if enabled {
+    let message = if enabled && provider == "aws-kms" {
+        "the aws-kms provider is configured by URL for now: set --provider or HSM_PROVIDER to \
+         aws-kms://?region=us-east-1 (see hsm::aws::AwsConfig::from_url)"
+            .to_owned()
+    } else if enabled {
         format!(
             "the {provider} backend is not built yet (feature `{feature}` is reserved for it); \
              use the local provider (local:///path/to/keystore or memory:) meanwhile"
@@ -319,6 +327,15 @@ impl Config {
                 }
                 Ok(Config::local(path))
             }
+            #[cfg(feature = "aws")]
+            "aws-kms" => {
+                let aws = hsm_aws::AwsConfig::from_url(url).map_err(|e| match e {
+                    Error::Config { message, .. } => Error::config(HSM, message),
+                    e => e,
+                })?;
+                Ok(Config { target: Target::Aws(aws), passphrase: None })
+            }
+            #[cfg(not(feature = "aws"))]
             "aws-kms" => Err(backend_missing("aws-kms")),
             "azure-keyvault" => Err(backend_missing("azure-keyvault")),
             "gcp-kms" => Err(backend_missing("gcp-kms")),
@@ -499,7 +516,11 @@ impl Config {
     /// The provider this configuration selects: `"local"` for both the keystore file and
     /// the in-memory store.
     pub fn provider_name(&self) -> &'static str {
-        "local"
+        match &self.target {
+            #[cfg(feature = "aws")]
+            Target::Aws(_) => "aws-kms",
+            _ => "local",
+        }
     }
 
     /// True for the in-memory provider.
@@ -511,7 +532,7 @@ impl Config {
     pub fn keystore_path(&self) -> Option<&Path> {
         match &self.target {
             Target::Local(p) => Some(p),
-            Target::Memory => None,
+            _ => None,
         }
     }
 
@@ -529,10 +550,18 @@ impl Config {
     /// [`Error::Config`] when the `local` feature is off, or the keystore is corrupt or
     /// cannot be created; [`Error::Unauthenticated`] for a wrong passphrase.
     pub async fn open(&self) -> Result<Arc<dyn Provider>> {
+        #[cfg(feature = "aws")]
+        if let Target::Aws(c) = &self.target {
+            return Ok(Arc::new(hsm_aws::AwsKmsProvider::connect(c).await?));
+        }
         #[cfg(feature = "local")]
         {
             use hsm_local::LocalProvider;
             match &self.target {
+                #[cfg(feature = "aws")]
+                Target::Aws(_) => {
+                    Err(Error::config(HSM, "internal: aws-kms configuration reached the local opener"))
+                }
                 Target::Memory => Ok(Arc::new(LocalProvider::in_memory())),
                 Target::Local(path) => {
                     let (path, passphrase) = (path.clone(), self.passphrase.clone());

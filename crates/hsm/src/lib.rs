@@ -43,14 +43,14 @@
 //! | feature  | default | provider                                             | status         |
 //! |----------|---------|------------------------------------------------------|----------------|
 //! | `local`  | yes     | [`local`]: in-memory or encrypted keystore file       | available      |
-//! | `aws`    | no      | AWS KMS (`aws-kms://…`)                              | reserved, not built yet |
+//! | `aws`    | no      | AWS KMS (`aws-kms://?region=…`), `aws` module        | available      |
 //! | `azure`  | no      | Azure Key Vault (`azure-keyvault://…`)               | reserved, not built yet |
 //! | `gcp`    | no      | Google Cloud KMS (`gcp-kms://…`)                     | reserved, not built yet |
 //! | `pkcs11` | no      | PKCS#11 HSMs (`pkcs11:…`)                            | reserved, not built yet |
 //! | `full`   | no      | all of the above                                     |                |
 //!
 //! Features are additive. Enabling a reserved feature today changes nothing except the
-//! error [`Config`] gives for its URL scheme ("the aws-kms backend is not built yet"
+//! error [`Config`] gives for its URL scheme ("the gcp-kms backend is not built yet"
 //! instead of "needs feature `aws`").
 //!
 //! ## Data of any size
@@ -65,6 +65,9 @@
 
 pub use hsm_core::*;
 
+/// The AWS KMS provider (feature `aws`).
+#[cfg(feature = "aws")]
+pub use hsm_aws as aws;
 /// The embedded local provider ([`local::LocalProvider`]): in-memory, or an encrypted
 /// keystore file.
 #[cfg(feature = "local")]

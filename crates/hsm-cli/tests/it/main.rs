@@ -2,6 +2,7 @@
 
 mod harness;
 
+mod aws;
 mod crypto;
 mod keys;
 mod providers;

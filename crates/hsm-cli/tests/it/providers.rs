@@ -79,7 +79,7 @@ fn bad_provider_urls_are_configuration_errors() {
     let msg = hsm.fails(5, &["--provider", "s3://bucket", "key", "list"], b"");
     assert!(msg.contains("--provider") && msg.contains("unknown scheme 's3:'"), "{msg}");
     let msg = hsm.fails(5, &["--provider", "aws-kms://alias/x", "key", "list"], b"");
-    assert!(msg.contains("aws-kms") && msg.contains("not built yet"), "{msg}");
+    assert!(msg.contains("aws-kms") && msg.contains("host or path"), "{msg}");
     let msg = Hsm::new().env("HSM_PROVIDER", "local://host/x").fails(5, &["key", "list"], b"");
     assert!(msg.contains("HSM_PROVIDER") && msg.contains("three slashes"), "{msg}");
     let msg = Hsm::new().env("HSM_PROVIDER", "memory:").env("HSM_CONFIG", "/x.toml").fails(
