@@ -229,3 +229,64 @@ async fn against_moto_aad_is_the_encryption_context_and_long_messages_are_digest
     let names: Vec<&str> = listed.iter().map(|k| k.name.as_str()).collect();
     assert_eq!(names, ["data", "signer"]);
 }
+
+#[tokio::test]
+async fn against_moto_ciphertexts_interoperate_with_boto3_and_signatures_verify_independently() {
+    use base64::Engine as _;
+    use hsm_core::Ciphertext;
+    let Some(server) = moto() else { return };
+    let p = AwsKmsProvider::connect(&server.config()).await.unwrap();
+
+    // Signatures (RAW path) verify with aws-lc-rs over GetPublicKey's SPKI.
+    for (name, spec, alg, verifier) in [
+        (
+            "ec",
+            KeySpec::EcP256,
+            SignatureAlgorithm::EcdsaSha256,
+            &aws_lc_rs::signature::ECDSA_P256_SHA256_ASN1 as &dyn aws_lc_rs::signature::VerificationAlgorithm,
+        ),
+        (
+            "rsa",
+            KeySpec::Rsa2048,
+            SignatureAlgorithm::RsaPkcs1v15Sha256,
+            &aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA256,
+        ),
+    ] {
+        p.create_key(CreateKey::new(name, spec).usage(KeyUsage::SignVerify)).await.unwrap();
+        let r = KeyRef::new(name);
+        let sig = p.sign(&r, alg, SignInput::Message(b"interop message")).await.unwrap();
+        let pk = p.public_key(&r).await.unwrap();
+        aws_lc_rs::signature::UnparsedPublicKey::new(verifier, &pk.spki_der[..])
+            .verify(b"interop message", sig.as_bytes())
+            .unwrap_or_else(|_| panic!("{name}: the signature does not verify independently"));
+    }
+
+    // A ciphertext made by hsm-aws decrypts with boto3 (given the documented encryption
+    // context), and one boto3 made decrypts with hsm-aws.
+    p.create_key(CreateKey::new("data", KeySpec::Aes256)).await.unwrap();
+    let r = KeyRef::new("data");
+    let ct = p.encrypt(&r, EncryptionAlgorithm::AesGcm, b"from hsm", Some(b"aad")).await.unwrap();
+    let (_, context) = hsm_aws::encryption_context(Some(b"aad")).unwrap();
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let python = MotoServer::executable().unwrap().with_file_name("python");
+    let script = r#"
+import base64, sys, boto3
+c = boto3.client("kms", region_name="us-east-1", endpoint_url=sys.argv[1],
+                 aws_access_key_id="testing", aws_secret_access_key="testing")
+ctx = {"hsm:aad": sys.argv[3]}
+pt = c.decrypt(CiphertextBlob=base64.b64decode(sys.argv[2]), EncryptionContext=ctx)["Plaintext"]
+out = c.encrypt(KeyId="alias/data", Plaintext=b"from boto3", EncryptionContext=ctx)["CiphertextBlob"]
+print(pt.decode())
+print(base64.b64encode(out).decode())
+"#;
+    let out = std::process::Command::new(&python)
+        .args(["-c", script, &server.endpoint(), &b64.encode(ct.as_bytes()), &context])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", python.display()));
+    assert!(out.status.success(), "boto3: {}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines[0], "from hsm");
+    let theirs = Ciphertext::new("data", "1", EncryptionAlgorithm::AesGcm, b64.decode(lines[1]).unwrap());
+    assert_eq!(p.decrypt(&r, &theirs, Some(b"aad")).await.unwrap().as_slice(), b"from boto3");
+}
