@@ -290,3 +290,42 @@ print(base64.b64encode(out).decode())
     let theirs = Ciphertext::new("data", "1", EncryptionAlgorithm::AesGcm, b64.decode(lines[1]).unwrap());
     assert_eq!(p.decrypt(&r, &theirs, Some(b"aad")).await.unwrap().as_slice(), b"from boto3");
 }
+
+#[tokio::test]
+async fn against_moto_foreign_aliases_and_blobs_of_other_keys_are_refused_clearly() {
+    use hsm_aws::aws_sdk_kms::types::{KeySpec as KmsSpec, KeyUsageType};
+    let Some(server) = moto() else { return };
+    let p = AwsKmsProvider::connect(&server.config()).await.unwrap();
+    // Aliases made by other tools: an SM2 key hsm does not model, and an ECC key used to encrypt.
+    for (name, spec, usage) in [
+        ("made-elsewhere-sm2", KmsSpec::Sm2, KeyUsageType::SignVerify),
+        ("made-elsewhere-ecc", KmsSpec::EccNistP256, KeyUsageType::SignVerify),
+    ] {
+        let meta = p.client().create_key().key_spec(spec).key_usage(usage).send().await.unwrap();
+        let id = meta.key_metadata().unwrap().key_id().to_owned();
+        p.client().create_alias().alias_name(format!("alias/{name}")).target_key_id(id).send().await.unwrap();
+    }
+    let err = p.get_key(&KeyRef::new("made-elsewhere-sm2")).await.unwrap_err();
+    assert!(matches!(err, Error::Unsupported { .. }) && err.to_string().contains("SM2"), "{err}");
+    let ecc = KeyRef::new("made-elsewhere-ecc");
+    let info = p.get_key(&ecc).await.unwrap();
+    assert_eq!((info.spec, info.usage, info.version.as_str()), (KeySpec::EcP256, KeyUsage::SignVerify, "1"));
+    let err = p.encrypt(&ecc, EncryptionAlgorithm::AesGcm, b"x", None).await.unwrap_err();
+    assert!(matches!(err, Error::KeyUnusable { .. } | Error::InvalidInput { .. }), "{err}");
+    let sig = p.sign(&ecc, SignatureAlgorithm::EcdsaSha256, SignInput::Message(b"m")).await.unwrap();
+    assert!(
+        p.verify(&ecc, SignatureAlgorithm::EcdsaSha256, SignInput::Message(b"m"), sig.as_bytes())
+            .await
+            .unwrap()
+    );
+
+    // A ciphertext made under another key is refused before any call, naming both keys.
+    p.create_key(CreateKey::new("a", KeySpec::Aes256)).await.unwrap();
+    p.create_key(CreateKey::new("b", KeySpec::Aes256)).await.unwrap();
+    let ct = p.encrypt(&KeyRef::new("a"), EncryptionAlgorithm::AesGcm, b"for a", None).await.unwrap();
+    let err = p.decrypt(&KeyRef::new("b"), &ct, None).await.unwrap_err();
+    assert!(matches!(err, Error::InvalidInput { .. }) && err.to_string().contains("'a'"), "{err}");
+    // A version that does not exist is NotFound.
+    let err = p.get_key(&KeyRef::new("a").with_version("7")).await.unwrap_err();
+    assert!(matches!(err, Error::NotFound { .. }), "{err}");
+}
