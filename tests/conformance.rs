@@ -6,6 +6,11 @@
 //! Each keystore starts with a key the kit did not create; after the run it must be the only
 //! key left (the kit deletes every key it made, and nothing else).
 //!
+//! The `pkcs11` entry runs the kit against a throwaway SoftHSM2 token on tmpfs, created here
+//! with `softhsm2-util` (`.ci/run` installs the `softhsm2` package). Every case SoftHSM
+//! supports is declared and must pass; what it lacks is undeclared and shows as ignored
+//! with the reason. Without `softhsm2-util` the entry is left out, loudly.
+//!
 //! The `aws-moto` entry runs the kit against AWS KMS as emulated by moto: the moto server
 //! named by `HSM_MOTO_SERVER` (set by `.ci/run`) is started on a free port for the run and
 //! killed afterwards. Cases that hit moto's known gaps are ignored with the gap as reason;
@@ -22,6 +27,8 @@ use hsm_conformance::libtest_mimic::Arguments;
 use hsm_conformance::{Options, Runner};
 use hsm_core::{CreateKey, KeySpec, ListKeys, Provider as _, ProviderExt as _, Zeroizing};
 use hsm_local::LocalProvider;
+use hsm_pkcs11::softhsm::SoftHsm;
+use hsm_pkcs11::{PinSource, Pkcs11Config, Pkcs11Provider, TokenSelector};
 
 const PRECIOUS: &str = "precious-user-key";
 
@@ -83,7 +90,43 @@ fn aws_moto_options(moto_found: bool) -> Options {
         .ignore("mac::roundtrip::*", "AWS limit: GenerateMac takes 1 to 4096 bytes; the case MACs 0 and 5000")
 }
 
+/// A throwaway SoftHSM2 token; `None` when SoftHSM is not installed. Sets `SOFTHSM2_CONF`,
+/// so it must run before any other thread starts.
+fn softhsm_token() -> Result<Option<(SoftHsm, Pkcs11Config)>, String> {
+    if !SoftHsm::available() {
+        eprintln!(
+            "\n*** hsm-tests: SoftHSM2 is not installed: the pkcs11 conformance entry is SKIPPED \
+             (apt-get install softhsm2; .ci/run installs it) ***\n"
+        );
+        return Ok(None);
+    }
+    let hsm = SoftHsm::new().map_err(|e| format!("cannot create a SoftHSM token directory: {e}"))?;
+    hsm.init_token("conformance", "12345678", "1234").map_err(|e| e.to_string())?;
+    // SAFETY: called first thing in `main`, while the process has a single thread.
+    #[allow(unsafe_code)]
+    unsafe {
+        std::env::set_var("SOFTHSM2_CONF", hsm.conf());
+    }
+    let pin = PinSource::Value(Zeroizing::new("1234".to_owned()));
+    let cfg = Pkcs11Config::new(hsm_pkcs11::softhsm::MODULE, TokenSelector::Label("conformance".into()), pin);
+    Ok(Some((hsm, cfg)))
+}
+
+/// Adds the pkcs11 entry when there is a SoftHSM token.
+fn pkcs11_entry(runner: Runner, cfg: Option<Pkcs11Config>) -> Runner {
+    let Some(cfg) = cfg else { return runner };
+    let options = Options::new().key_prefix("p11");
+    runner.provider("pkcs11", move || async move { Pkcs11Provider::connect(&cfg).map(Arc::new) }, options)
+}
+
 fn main() -> ExitCode {
+    let softhsm = match softhsm_token() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let setup = || -> Result<(tempfile::TempDir, tokio::runtime::Runtime), String> {
         let dir = tempfile::tempdir().map_err(|e| format!("cannot create a temporary directory: {e}"))?;
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -126,7 +169,7 @@ fn main() -> ExitCode {
     };
 
     let (p, l) = (plain.clone(), locked.clone());
-    let conclusion = Runner::new()
+    let conclusion = pkcs11_entry(Runner::new(), softhsm.as_ref().map(|(_, cfg)| cfg.clone()))
         .provider("memory", || async { Arc::new(LocalProvider::in_memory()) }, Options::new())
         .provider("file", move || async move { LocalProvider::open(&p, None).map(Arc::new) }, Options::new())
         .provider(

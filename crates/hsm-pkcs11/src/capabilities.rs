@@ -1,0 +1,142 @@
+//! What the provider declares: the token's mechanism list intersected with what this crate
+//! implements.
+
+use std::time::Duration;
+
+use cryptoki::mechanism::MechanismType as M;
+use hsm_core::{
+    Capabilities, DeletionPolicy, EncryptionAlgorithm as E, KeySpec, KeyUsage, MacAlgorithm,
+    SignatureAlgorithm as S, SpecCapabilities, WrapAlgorithm as W,
+};
+
+/// Largest page `list_keys` returns (and the default page size).
+pub(crate) const MAX_PAGE_SIZE: u32 = 100;
+
+/// Largest AES-GCM plaintext: one `C_Encrypt` call holds it all in the token's memory;
+/// use envelope encryption for bulk data.
+pub(crate) const MAX_AES_PLAINTEXT: usize = 4 * 1024 * 1024;
+
+const DAY: u64 = 86_400;
+
+/// Deletion windows: immediate deletion allowed, at most 365 days, 30 by default, cancellable.
+pub(crate) const DELETION: DeletionPolicy =
+    DeletionPolicy::new(Duration::ZERO, Duration::from_secs(365 * DAY), Duration::from_secs(30 * DAY), true);
+
+/// The capabilities of a token offering `mechs`.
+pub(crate) fn from_mechanisms(mechs: &[M]) -> Capabilities {
+    let has = |m: M| mechs.contains(&m);
+    let mut caps = Capabilities::new().with_deletion(DELETION).with_max_page_size(MAX_PAGE_SIZE);
+    let base = || SpecCapabilities::new().with_rotation(true);
+
+    if has(M::AES_KEY_GEN) {
+        let mut usages = Vec::new();
+        let mut enc = Vec::new();
+        let mut wrap = Vec::new();
+        if has(M::AES_GCM) {
+            usages.push(KeyUsage::EncryptDecrypt);
+            enc.push(E::AesGcm);
+        }
+        for (m, w) in [(M::AES_KEY_WRAP, W::AesKeyWrap), (M::AES_KEY_WRAP_PAD, W::AesKeyWrapPad)] {
+            if has(m) {
+                wrap.push(w);
+            }
+        }
+        if !wrap.is_empty() {
+            usages.push(KeyUsage::WrapUnwrap);
+        }
+        if !usages.is_empty() {
+            for spec in [KeySpec::Aes128, KeySpec::Aes192, KeySpec::Aes256] {
+                let c = base()
+                    .with_usages(usages.clone())
+                    .with_encryption(enc.clone())
+                    .with_wrap(wrap.clone())
+                    .with_max_plaintext_len(MAX_AES_PLAINTEXT);
+                caps = caps.with_spec(spec, c);
+            }
+        }
+    }
+
+    if has(M::RSA_PKCS_KEY_PAIR_GEN) {
+        let mut usages = Vec::new();
+        let mut enc = Vec::new();
+        // RSA-OAEP with SHA-256 cannot be probed from the mechanism list (SoftHSM lists
+        // CKM_RSA_PKCS_OAEP but refuses SHA-256 parameters), so only SHA-1 is declared.
+        if has(M::RSA_PKCS_OAEP) {
+            enc.push(E::RsaOaepSha1);
+        }
+        if has(M::RSA_PKCS) {
+            enc.push(E::RsaPkcs1v15);
+        }
+        if !enc.is_empty() {
+            usages.push(KeyUsage::EncryptDecrypt);
+        }
+        let mut sig = Vec::new();
+        if has(M::RSA_PKCS) {
+            sig.extend([S::RsaPkcs1v15Sha256, S::RsaPkcs1v15Sha384, S::RsaPkcs1v15Sha512]);
+        }
+        if has(M::RSA_PKCS_PSS) {
+            sig.extend([S::RsaPssSha256, S::RsaPssSha384, S::RsaPssSha512]);
+        }
+        if !sig.is_empty() {
+            usages.push(KeyUsage::SignVerify);
+        }
+        if !usages.is_empty() {
+            for spec in [KeySpec::Rsa2048, KeySpec::Rsa3072, KeySpec::Rsa4096] {
+                let c = base()
+                    .with_usages(usages.clone())
+                    .with_encryption(enc.clone())
+                    .with_signature(sig.clone())
+                    .with_sign_digest(true);
+                caps = caps.with_spec(spec, c);
+            }
+        }
+    }
+
+    if has(M::ECC_KEY_PAIR_GEN) && has(M::ECDSA) {
+        for spec in [KeySpec::EcP256, KeySpec::EcP384, KeySpec::EcP521] {
+            let c = base()
+                .with_usages([KeyUsage::SignVerify])
+                .with_signature(spec.default_signature_algorithm())
+                .with_sign_digest(true);
+            caps = caps.with_spec(spec, c);
+        }
+    }
+
+    if has(M::ECC_EDWARDS_KEY_PAIR_GEN) && has(M::EDDSA) {
+        caps = caps.with_spec(
+            KeySpec::Ed25519,
+            base().with_usages([KeyUsage::SignVerify]).with_signature([S::Ed25519]),
+        );
+    }
+
+    if has(M::GENERIC_SECRET_KEY_GEN) {
+        for (spec, m, a) in [
+            (KeySpec::HmacSha256, M::SHA256_HMAC, MacAlgorithm::HmacSha256),
+            (KeySpec::HmacSha384, M::SHA384_HMAC, MacAlgorithm::HmacSha384),
+            (KeySpec::HmacSha512, M::SHA512_HMAC, MacAlgorithm::HmacSha512),
+        ] {
+            if has(m) {
+                caps = caps.with_spec(spec, base().with_usages([KeyUsage::Mac]).with_mac([a]));
+            }
+        }
+    }
+    caps
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_what_the_token_lists_is_declared() {
+        let caps = from_mechanisms(&[M::AES_KEY_GEN, M::AES_KEY_WRAP, M::ECC_KEY_PAIR_GEN, M::ECDSA]);
+        assert!(caps.supports_key(KeySpec::Aes256, KeyUsage::WrapUnwrap));
+        assert!(!caps.supports_key(KeySpec::Aes256, KeyUsage::EncryptDecrypt));
+        assert!(caps.supports_wrap(KeySpec::Aes128, W::AesKeyWrap));
+        assert!(!caps.supports_wrap(KeySpec::Aes128, W::AesKeyWrapPad));
+        assert!(caps.supports_signature(KeySpec::EcP384, S::EcdsaSha384));
+        assert!(caps.spec(KeySpec::Rsa2048).is_none());
+        assert!(caps.spec(KeySpec::EcSecp256k1).is_none());
+        assert!(from_mechanisms(&[]).specs.is_empty());
+    }
+}
