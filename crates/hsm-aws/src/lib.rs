@@ -52,6 +52,11 @@
 //!   alphabet, padded); no AAD and empty AAD both mean no encryption context, as they mean
 //!   the same to AES-GCM. To decrypt an hsm ciphertext with another AWS tool, pass that
 //!   context. See [`encryption_context`].
+//! - **Native ciphertexts**: the payload of an hsm-aws [`Ciphertext`](hsm_core::Ciphertext)
+//!   ([`as_bytes`](hsm_core::Ciphertext::as_bytes)) is the KMS `CiphertextBlob`, which other AWS
+//!   tools decrypt with the context above; [`AwsKmsProvider::native_ciphertext`] wraps a blob
+//!   other tools made so that `decrypt` opens it. Empty plaintexts, which KMS refuses, are
+//!   encrypted as one zero byte with the extra context `hsm:empty=1`.
 //! - **Signing**: messages of up to 4096 bytes are sent as `RAW`; longer ones are hashed
 //!   locally (aws-lc-rs) and sent as `DIGEST`; digests are sent as `DIGEST`. Verification is
 //!   done by the service (`KMSInvalidSignatureException` is `Ok(false)`).
@@ -71,7 +76,10 @@
 //! | hmac-sha256/384/512 | mac | hmac-sha256/384/512 (≤ 4096 bytes) | new key + alias |
 //!
 //! Not offered because AWS KMS does not: AES-128/192, AES key wrap, RSA PKCS#1 v1.5
-//! encryption. Ed25519 (`ECC_NIST_EDWARDS25519`) is modelled by the SDK but not yet declared.
+//! encryption. Ed25519 (`ECC_NIST_EDWARDS25519`) is modelled by the SDK but not yet declared
+//! (moto cannot create such keys, so it is untested). AWS limits, checked before any call:
+//! AES plaintexts up to 4096 bytes, RSA-OAEP plaintexts of 1 byte up to the key's bound, MAC
+//! messages of 1 to 4096 bytes.
 //!
 //! # IAM permissions
 //!

@@ -269,6 +269,36 @@ impl AwsKmsProvider {
         Self::connect(&AwsConfig::new()).await
     }
 
+    /// Wraps a native AWS ciphertext (the `CiphertextBlob` of an `Encrypt` call made by another
+    /// AWS tool under the KMS key `key` names) so that [`Provider::decrypt`] opens it. It is
+    /// recorded under the key's current version; AAD given to `decrypt` becomes the
+    /// encryption context as usual, so a blob encrypted with context `{"hsm:aad": base64(aad)}`
+    /// opens with `aad`, and one encrypted without context opens with no AAD.
+    ///
+    /// The other direction needs no conversion: [`Ciphertext::as_bytes`] of an hsm-aws
+    /// ciphertext is the native `CiphertextBlob` (see the crate docs for its context).
+    ///
+    /// # Errors
+    /// `NotFound`; `InvalidInput` when `alg` does not fit the key or the blob is empty.
+    pub async fn native_ciphertext(
+        &self,
+        key: &KeyRef,
+        alg: EncryptionAlgorithm,
+        blob: Vec<u8>,
+    ) -> Result<Ciphertext> {
+        let r = self.resolve(&KeyRef::new(key.name())).await?;
+        if !alg.fits(r.info.spec) {
+            return Err(Error::invalid_input(
+                PROVIDER,
+                format!("{alg} cannot be used with key '{}' ({})", r.info.name, r.info.spec),
+            ));
+        }
+        if blob.is_empty() {
+            return Err(Error::invalid_input(PROVIDER, "the native ciphertext is empty"));
+        }
+        Ok(Ciphertext::new(r.info.name, r.version, alg, blob))
+    }
+
     /// The SDK client, for operations hsm does not model.
     pub fn client(&self) -> &Client {
         &self.client

@@ -233,7 +233,6 @@ async fn against_moto_aad_is_the_encryption_context_and_long_messages_are_digest
 #[tokio::test]
 async fn against_moto_ciphertexts_interoperate_with_boto3_and_signatures_verify_independently() {
     use base64::Engine as _;
-    use hsm_core::Ciphertext;
     let Some(server) = moto() else { return };
     let p = AwsKmsProvider::connect(&server.config()).await.unwrap();
 
@@ -287,7 +286,9 @@ print(base64.b64encode(out).decode())
     let stdout = String::from_utf8(out.stdout).unwrap();
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines[0], "from hsm");
-    let theirs = Ciphertext::new("data", "1", EncryptionAlgorithm::AesGcm, b64.decode(lines[1]).unwrap());
+    let theirs =
+        p.native_ciphertext(&r, EncryptionAlgorithm::AesGcm, b64.decode(lines[1]).unwrap()).await.unwrap();
+    assert_eq!((theirs.key(), theirs.version()), ("data", "1"));
     assert_eq!(p.decrypt(&r, &theirs, Some(b"aad")).await.unwrap().as_slice(), b"from boto3");
 }
 
