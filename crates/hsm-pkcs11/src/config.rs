@@ -31,7 +31,7 @@ impl fmt::Display for TokenSelector {
 }
 
 /// Where the user PIN comes from. Read once, at [`connect`](crate::Pkcs11Provider::connect).
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum PinSource {
     /// The PIN itself (tests, or a PIN the application obtained elsewhere).
@@ -92,7 +92,7 @@ impl PinSource {
 /// assert!(!format!("{cfg:?}").contains("1234"));
 /// # Ok(()) }
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Pkcs11Config {
     /// Path of the PKCS#11 module (`.so`), e.g. `/usr/lib/softhsm/libsofthsm2.so`.

@@ -34,7 +34,7 @@ const URL_FORMS: &str = "local:///abs/path/to/keystore, local:relative/path, mem
 /// | `aws-kms://?region=…&endpoint=…` | AWS KMS (feature `aws`; see `hsm_aws::AwsConfig`)    |
 /// | `azure-keyvault://…`             | Azure Key Vault (backend not built yet)              |
 /// | `gcp-kms://…`                    | Google Cloud KMS (backend not built yet)             |
-/// | `pkcs11:…`                       | PKCS#11 HSMs (backend not built yet)                 |
+/// | `pkcs11:token=…?module-path=…`   | PKCS#11 token (feature `pkcs11`; see `hsm_pkcs11`)   |
 ///
 /// Paths in URLs are percent-decoded (`%20` for a space). The keystore passphrase never
 /// appears in a URL: it comes from [`with_passphrase`](Config::with_passphrase), from the
@@ -60,6 +60,8 @@ pub struct Config {
 enum Target {
     Memory,
     Local(PathBuf),
+    #[cfg(feature = "pkcs11")]
+    Pkcs11(hsm_pkcs11::Pkcs11Config),
     #[cfg(feature = "aws")]
     Aws(hsm_aws::AwsConfig),
 }
@@ -70,6 +72,8 @@ impl fmt::Debug for Config {
         match &self.target {
             Target::Memory => d.field("provider", &"memory"),
             Target::Local(p) => d.field("provider", &"local").field("path", p),
+            #[cfg(feature = "pkcs11")]
+            Target::Pkcs11(c) => d.field("provider", &"pkcs11").field("pkcs11", c),
             #[cfg(feature = "aws")]
             Target::Aws(c) => d.field("provider", &"aws-kms").field("aws", c),
         };
@@ -121,6 +125,13 @@ fn backend_missing(provider: &str) -> Error {
         "gcp-kms" => ("gcp", cfg!(feature = "gcp")),
         _ => ("pkcs11", cfg!(feature = "pkcs11")),
     };
+    if enabled && feature == "pkcs11" {
+        return Error::config(
+            HSM,
+            "the pkcs11 provider is configured by URI for now: set --provider or HSM_PROVIDER to \
+             pkcs11:token=NAME?module-path=/path/to/module.so&pin-source=file:/path/to/pin",
+        );
+    }
     let message = if enabled && provider == "aws-kms" {
         "the aws-kms provider is configured by URL for now: set --provider or HSM_PROVIDER to \
          aws-kms://?region=us-east-1 (see hsm::aws::AwsConfig::from_url)"
@@ -339,6 +350,15 @@ impl Config {
             "aws-kms" => Err(backend_missing("aws-kms")),
             "azure-keyvault" => Err(backend_missing("azure-keyvault")),
             "gcp-kms" => Err(backend_missing("gcp-kms")),
+            #[cfg(feature = "pkcs11")]
+            "pkcs11" => {
+                let c = hsm_pkcs11::Pkcs11Config::from_uri(url).map_err(|e| match e {
+                    Error::Config { message, .. } => Error::config(HSM, message),
+                    e => e,
+                })?;
+                Ok(Config { target: Target::Pkcs11(c), passphrase: None })
+            }
+            #[cfg(not(feature = "pkcs11"))]
             "pkcs11" => Err(backend_missing("pkcs11")),
             other => Err(Error::config(
                 HSM,
@@ -519,6 +539,8 @@ impl Config {
         match &self.target {
             #[cfg(feature = "aws")]
             Target::Aws(_) => "aws-kms",
+            #[cfg(feature = "pkcs11")]
+            Target::Pkcs11(_) => "pkcs11",
             _ => "local",
         }
     }
@@ -550,6 +572,21 @@ impl Config {
     /// [`Error::Config`] when the `local` feature is off, or the keystore is corrupt or
     /// cannot be created; [`Error::Unauthenticated`] for a wrong passphrase.
     pub async fn open(&self) -> Result<Arc<dyn Provider>> {
+        #[cfg(feature = "pkcs11")]
+        if let Target::Pkcs11(c) = &self.target {
+            let c = c.clone();
+            let connect = move || hsm_pkcs11::Pkcs11Provider::connect(&c);
+            let provider = match tokio::runtime::Handle::try_current() {
+                Ok(handle) => handle.spawn_blocking(connect).await.map_err(|e| Error::Provider {
+                    provider: "pkcs11",
+                    code: "task".into(),
+                    message: "connecting to the token did not finish".into(),
+                    source: Some(Box::new(e)),
+                })??,
+                Err(_) => connect()?,
+            };
+            return Ok(Arc::new(provider));
+        }
         #[cfg(feature = "aws")]
         if let Target::Aws(c) = &self.target {
             return Ok(Arc::new(hsm_aws::AwsKmsProvider::connect(c).await?));
@@ -561,6 +598,10 @@ impl Config {
                 #[cfg(feature = "aws")]
                 Target::Aws(_) => {
                     Err(Error::config(HSM, "internal: aws-kms configuration reached the local opener"))
+                }
+                #[cfg(feature = "pkcs11")]
+                Target::Pkcs11(_) => {
+                    Err(Error::config(HSM, "internal: pkcs11 configuration reached the local opener"))
                 }
                 Target::Memory => Ok(Arc::new(LocalProvider::in_memory())),
                 Target::Local(path) => {

@@ -46,7 +46,7 @@
 //! | `aws`    | no      | AWS KMS (`aws-kms://?region=…`), `aws` module        | available      |
 //! | `azure`  | no      | Azure Key Vault (`azure-keyvault://…`)               | reserved, not built yet |
 //! | `gcp`    | no      | Google Cloud KMS (`gcp-kms://…`)                     | reserved, not built yet |
-//! | `pkcs11` | no      | PKCS#11 HSMs (`pkcs11:…`)                            | reserved, not built yet |
+//! | `pkcs11` | no      | PKCS#11 HSMs (`pkcs11:token=…?module-path=…`), `pkcs11` module | available |
 //! | `full`   | no      | all of the above                                     |                |
 //!
 //! Features are additive. Enabling a reserved feature today changes nothing except the
@@ -72,6 +72,9 @@ pub use hsm_aws as aws;
 /// keystore file.
 #[cfg(feature = "local")]
 pub use hsm_local as local;
+/// The PKCS#11 provider (feature `pkcs11`).
+#[cfg(feature = "pkcs11")]
+pub use hsm_pkcs11 as pkcs11;
 
 mod client;
 mod config;

@@ -5,4 +5,5 @@ mod harness;
 mod aws;
 mod crypto;
 mod keys;
+mod pkcs11;
 mod providers;
