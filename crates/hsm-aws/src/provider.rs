@@ -16,7 +16,7 @@ use hsm_core::{
     Capabilities, Ciphertext, CreateKey, Deletion, DeletionPolicy, EncryptionAlgorithm, Error, KeyFamily,
     KeyInfo, KeyPage, KeyRef, KeySpec, KeyState, KeyUsage, ListKeys, MacAlgorithm, MacTag, Provider,
     PublicKey, Result, SignInput, Signature, SignatureAlgorithm, SpecCapabilities, UnusableReason,
-    WrapAlgorithm, WrappedKey, Zeroizing, check, validate_key_name,
+    WrapAlgorithm, WrappedKey, Zeroizing, check, paging::NamePaging, validate_key_name,
 };
 
 use crate::PROVIDER;
@@ -37,7 +37,6 @@ pub const EMPTY_CONTEXT_KEY: &str = "hsm:empty";
 /// The largest message AWS KMS signs as `RAW` (and the largest symmetric plaintext).
 pub const MAX_RAW: usize = 4096;
 
-const TOKEN_PREFIX: &str = "aws-kms:1:";
 const DAY: u64 = 86_400;
 
 /// The AWS KMS provider.
@@ -625,24 +624,6 @@ fn check_reserved_tags(tags: &BTreeMap<String, String>) -> Result<()> {
     Ok(())
 }
 
-fn page_token(name: &str) -> String {
-    format!("{TOKEN_PREFIX}{name}")
-}
-
-fn parse_token(token: &str) -> Result<String> {
-    match token.strip_prefix(TOKEN_PREFIX) {
-        Some(name) if validate_key_name(PROVIDER, name).is_ok() => Ok(name.to_owned()),
-        _ => Err(Error::invalid_input(
-            PROVIDER,
-            format!(
-                "page token '{}' was not issued by aws-kms list_keys; pass the next_page_token of the \
-                 previous page, or none for the first page",
-                token.escape_debug()
-            ),
-        )),
-    }
-}
-
 #[async_trait]
 impl Provider for AwsKmsProvider {
     fn name(&self) -> &'static str {
@@ -682,9 +663,7 @@ impl Provider for AwsKmsProvider {
     }
 
     async fn list_keys(&self, req: ListKeys) -> Result<KeyPage> {
-        let after = req.page_token.as_deref().map(parse_token).transpose()?;
-        let page_size =
-            req.page_size.unwrap_or(self.caps.max_page_size).clamp(1, self.caps.max_page_size) as usize;
+        let paging = NamePaging::new(PROVIDER, &req, self.caps.max_page_size)?;
         let mut candidates: Vec<(String, String)> = Vec::new();
         let mut marker = None;
         loop {
@@ -701,7 +680,7 @@ impl Provider for AwsKmsProvider {
                 let Some(name) = alias_name.strip_prefix("alias/") else { continue };
                 if validate_key_name(PROVIDER, name).is_err()
                     || req.name_prefix.as_deref().is_some_and(|p| !name.starts_with(p))
-                    || after.as_deref().is_some_and(|a| name <= a)
+                    || !paging.is_after(name)
                 {
                     continue;
                 }
@@ -729,8 +708,8 @@ impl Provider for AwsKmsProvider {
             let Ok(info) = Self::info_from(name, &meta, &tags) else { continue };
             if req.matches(&info) {
                 keys.push(info);
-                if keys.len() == page_size {
-                    let next = (i + 1 < candidates.len()).then(|| page_token(name));
+                if keys.len() == paging.size() {
+                    let next = (i + 1 < candidates.len()).then(|| paging.token_after(name));
                     return Ok(KeyPage::new(keys, next));
                 }
             }

@@ -30,6 +30,7 @@ pub mod check;
 mod error;
 mod ext;
 mod key;
+pub mod paging;
 mod provider;
 mod vocab;
 

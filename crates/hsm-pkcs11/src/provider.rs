@@ -5,7 +5,6 @@ use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
-use base64::Engine as _;
 use cryptoki::error::{Error as CkError, RvError};
 use cryptoki::mechanism::aead::GcmParams;
 use cryptoki::mechanism::eddsa::{EddsaParams, EddsaSignatureScheme};
@@ -16,7 +15,7 @@ use hsm_core::{
     Capabilities, Ciphertext, CreateKey, Deletion, DigestAlgorithm, EncryptionAlgorithm, Error, KeyFamily,
     KeyInfo, KeyPage, KeyRef, KeySpec, KeyState, KeyUsage, ListKeys, MacAlgorithm, MacTag, Provider,
     PublicKey, Result, SignInput, Signature, SignatureAlgorithm, UnusableReason, WrapAlgorithm, WrappedKey,
-    Zeroizing, async_trait, check, validate_key_name,
+    Zeroizing, async_trait, check, paging::NamePaging, validate_key_name,
 };
 use sha2::Digest as _;
 
@@ -71,26 +70,6 @@ fn not_found(name: &str, version: Option<&str>) -> Error {
 
 fn pending(name: &str) -> Error {
     Error::KeyUnusable { provider: PROVIDER, key: name.to_owned(), reason: UnusableReason::PendingDeletion }
-}
-
-const TOKEN_PREFIX: &str = "pkcs11-1:";
-
-fn encode_token(last: &str) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{TOKEN_PREFIX}{last}"))
-}
-
-fn decode_token(token: &str) -> Result<String> {
-    let bad = || {
-        Error::invalid_input(
-            PROVIDER,
-            "page token was not issued by the pkcs11 provider; pass the previous page's next_page_token, or none",
-        )
-    };
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token.trim()).map_err(|_| bad())?;
-    let text = String::from_utf8(bytes).map_err(|_| bad())?;
-    let name = text.strip_prefix(TOKEN_PREFIX).ok_or_else(bad)?;
-    validate_key_name(PROVIDER, name).map_err(|_| bad())?;
-    Ok(name.to_owned())
 }
 
 // ---------------------------------------------------------------------------------------
@@ -556,8 +535,7 @@ impl Provider for Pkcs11Provider {
     }
 
     async fn list_keys(&self, req: ListKeys) -> Result<KeyPage> {
-        let after = req.page_token.as_deref().map(decode_token).transpose()?;
-        let size = req.page_size.filter(|n| *n > 0).unwrap_or(MAX_PAGE_SIZE).min(MAX_PAGE_SIZE) as usize;
+        let paging = NamePaging::new(PROVIDER, &req, MAX_PAGE_SIZE)?;
         let all = self
             .run(|inner, s| {
                 let t = [Attribute::Class(ObjectClass::DATA), Attribute::Application(APPLICATION.to_vec())];
@@ -572,16 +550,7 @@ impl Provider for Pkcs11Provider {
                 Ok(out)
             })
             .await?;
-        let mut matching = all
-            .into_iter()
-            .filter(|k| after.as_deref().is_none_or(|a| k.name.as_str() > a))
-            .filter(|k| req.matches(k));
-        let keys: Vec<KeyInfo> = matching.by_ref().take(size).collect();
-        let next = match (matching.next(), keys.last()) {
-            (Some(_), Some(last)) => Some(encode_token(&last.name)),
-            _ => None,
-        };
-        Ok(KeyPage::new(keys, next))
+        Ok(paging.page(&req, all))
     }
 
     async fn rotate_key(&self, key: &KeyRef) -> Result<KeyInfo> {
@@ -999,14 +968,6 @@ fn wrap_mechanism(alg: WrapAlgorithm) -> Mechanism<'static> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn page_tokens_round_trip_and_foreign_ones_are_refused() {
-        assert_eq!(decode_token(&encode_token("key-7")).unwrap(), "key-7");
-        for bad in ["", "!!!", "aGVsbG8"] {
-            assert!(matches!(decode_token(bad), Err(Error::InvalidInput { .. })), "{bad}");
-        }
-    }
 
     #[test]
     fn pkcs1_signs_digest_info_and_pss_the_bare_digest() {
