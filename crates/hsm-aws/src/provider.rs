@@ -635,15 +635,8 @@ impl Provider for AwsKmsProvider {
     }
 
     async fn create_key(&self, req: CreateKey) -> Result<KeyInfo> {
-        req.validate(PROVIDER)?;
+        check::create_key(PROVIDER, &self.caps, &req)?;
         let usage = req.effective_usage();
-        if !self.caps.supports_key(req.spec, usage) {
-            return Err(Error::unsupported(
-                PROVIDER,
-                format!("creating an {} key with usage '{usage}'", req.spec),
-                "AWS KMS does not offer it; see capabilities()",
-            ));
-        }
         check_reserved_tags(&req.tags)?;
         let (meta, tags) =
             self.new_kms_key(&req.name, req.spec, usage, &req.description, &req.tags, 1).await?;
@@ -833,17 +826,7 @@ impl Provider for AwsKmsProvider {
     }
 
     async fn schedule_deletion(&self, key: &KeyRef, after: Option<Duration>) -> Result<Deletion> {
-        let policy = self.caps.deletion;
-        let window = after.unwrap_or(policy.default_window);
-        if window < policy.min_window || window > policy.max_window {
-            return Err(Error::invalid_input(
-                PROVIDER,
-                format!(
-                    "AWS KMS deletes keys 7 to 30 days after scheduling; {} s is outside that window",
-                    window.as_secs()
-                ),
-            ));
-        }
+        let window = check::deletion_window(PROVIDER, &self.caps.deletion, after)?;
         let days = window.as_secs().div_ceil(DAY).clamp(7, 30) as i32;
         let r = self.resolve(&KeyRef::new(key.name())).await?;
         if r.info.state == KeyState::PendingDeletion

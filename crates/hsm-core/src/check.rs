@@ -4,13 +4,64 @@
 //! The order is fixed: key state, then usage, then whether the algorithm fits the key's
 //! spec (`InvalidInput`), then whether the provider declares it (`Unsupported`), then sizes.
 
-use crate::capabilities::Capabilities;
+use std::time::Duration;
+
+use crate::capabilities::{Capabilities, DeletionPolicy};
 use crate::error::{Error, Result, UnusableReason};
-use crate::key::{KeyInfo, KeyRef};
+use crate::key::{CreateKey, KeyInfo, KeyRef};
 use crate::provider::SignInput;
 use crate::vocab::{
     EncryptionAlgorithm, KeyState, KeyUsage, MacAlgorithm, SignatureAlgorithm, WrapAlgorithm,
 };
+
+/// Checks a creation request: the portable parts ([`CreateKey::validate`]), then that the
+/// provider declares the spec with that usage.
+///
+/// # Errors
+/// `InvalidInput` for a bad name, usage, description or tags; `Unsupported` for an
+/// undeclared spec or usage.
+pub fn create_key(provider: &'static str, caps: &Capabilities, req: &CreateKey) -> Result<()> {
+    req.validate(provider)?;
+    let (spec, usage) = (req.spec, req.effective_usage());
+    if !caps.supports_key(spec, usage) {
+        return Err(Error::unsupported(
+            provider,
+            format!("creating a {spec} key with usage '{usage}'"),
+            format!("the {provider} provider does not offer it; see its capabilities()"),
+        ));
+    }
+    Ok(())
+}
+
+fn human(d: Duration) -> String {
+    let secs = d.as_secs();
+    if secs.is_multiple_of(86_400) { format!("{} days", secs / 86_400) } else { format!("{secs} seconds") }
+}
+
+/// The deletion window to use: `after`, or the policy's default, which must lie within the
+/// policy's range.
+///
+/// # Errors
+/// `InvalidInput` naming the accepted range.
+pub fn deletion_window(
+    provider: &'static str,
+    policy: &DeletionPolicy,
+    after: Option<Duration>,
+) -> Result<Duration> {
+    let window = after.unwrap_or(policy.default_window);
+    if window < policy.min_window || window > policy.max_window {
+        return Err(Error::invalid_input(
+            provider,
+            format!(
+                "a deletion window of {} is outside the {provider} provider's range of {} to {}",
+                human(window),
+                human(policy.min_window),
+                human(policy.max_window)
+            ),
+        ));
+    }
+    Ok(window)
+}
 
 /// The key must be enabled and have usage `needs`.
 ///
@@ -287,6 +338,29 @@ mod tests {
         let too_long = encrypt("t", &caps(), &k, EncryptionAlgorithm::RsaOaepSha256, 191, None).unwrap_err();
         assert!(too_long.to_string().contains("at most 190"), "{too_long}");
         assert!(encrypt("t", &caps(), &k, EncryptionAlgorithm::RsaOaepSha256, 190, None).is_ok());
+    }
+
+    #[test]
+    fn deletion_windows_outside_the_policy_name_the_range() {
+        let day = Duration::from_secs(86_400);
+        let policy = DeletionPolicy::new(7 * day, 30 * day, 30 * day, true);
+        assert_eq!(deletion_window("t", &policy, None).unwrap(), 30 * day);
+        assert_eq!(deletion_window("t", &policy, Some(7 * day)).unwrap(), 7 * day);
+        let err = deletion_window("t", &policy, Some(day)).unwrap_err().to_string();
+        assert!(err.contains("1 days is outside the t provider's range of 7 days to 30 days"), "{err}");
+        let err = deletion_window("t", &policy, Some(Duration::from_secs(90))).unwrap_err().to_string();
+        assert!(err.contains("90 seconds"), "{err}");
+    }
+
+    #[test]
+    fn creation_needs_a_declared_spec_and_usage() {
+        let req = CreateKey::new("k", KeySpec::Rsa2048).usage(KeyUsage::SignVerify);
+        assert!(matches!(create_key("t", &caps(), &req), Err(Error::Unsupported { .. })));
+        assert!(create_key("t", &caps(), &CreateKey::new("k", KeySpec::Rsa2048)).is_ok());
+        assert!(matches!(
+            create_key("t", &caps(), &CreateKey::new("", KeySpec::Rsa2048)),
+            Err(Error::InvalidInput { .. })
+        ));
     }
 
     #[test]

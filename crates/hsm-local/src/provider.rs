@@ -325,11 +325,6 @@ fn pending(name: &str) -> Error {
     Error::KeyUnusable { provider: PROVIDER, key: name.to_owned(), reason: UnusableReason::PendingDeletion }
 }
 
-fn days(d: Duration) -> String {
-    let secs = d.as_secs();
-    if secs.is_multiple_of(86_400) { format!("{} days", secs / 86_400) } else { format!("{secs} seconds") }
-}
-
 #[async_trait]
 impl Provider for LocalProvider {
     fn name(&self) -> &'static str {
@@ -341,15 +336,8 @@ impl Provider for LocalProvider {
     }
 
     async fn create_key(&self, req: CreateKey) -> Result<KeyInfo> {
-        req.validate(PROVIDER)?;
+        check::create_key(PROVIDER, &self.inner.caps, &req)?;
         let (spec, usage) = (req.spec, req.effective_usage());
-        if !self.inner.caps.supports_key(spec, usage) {
-            return Err(Error::unsupported(
-                PROVIDER,
-                format!("creating a {spec} key with usage '{usage}'"),
-                "see the local provider's capabilities()",
-            ));
-        }
         // Fail fast before a slow RSA generation; checked again under the lock.
         if self.state().await?.live(&req.name, SystemTime::now()).is_some() {
             return Err(Error::AlreadyExists { provider: PROVIDER, key: req.name });
@@ -456,18 +444,7 @@ impl Provider for LocalProvider {
     }
 
     async fn schedule_deletion(&self, key: &KeyRef, after: Option<Duration>) -> Result<Deletion> {
-        let policy = self.inner.caps.deletion;
-        let window = after.unwrap_or(policy.default_window);
-        if window < policy.min_window || window > policy.max_window {
-            return Err(Error::invalid_input(
-                PROVIDER,
-                format!(
-                    "a deletion window of {} is outside the local provider's range of 0 to {}",
-                    days(window),
-                    days(policy.max_window)
-                ),
-            ));
-        }
+        let window = check::deletion_window(PROVIDER, &self.inner.caps.deletion, after)?;
         validate_key_name(PROVIDER, key.name())?;
         let (name, version) = (key.name().to_owned(), key.version().map(str::to_owned));
         self.mutate(move |state, now| {

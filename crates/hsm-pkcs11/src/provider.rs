@@ -487,15 +487,8 @@ impl Provider for Pkcs11Provider {
     }
 
     async fn create_key(&self, req: CreateKey) -> Result<KeyInfo> {
-        req.validate(PROVIDER)?;
+        check::create_key(PROVIDER, &self.inner.caps, &req)?;
         let (spec, usage) = (req.spec, req.effective_usage());
-        if !self.inner.caps.supports_key(spec, usage) {
-            return Err(Error::unsupported(
-                PROVIDER,
-                format!("creating a {spec} key with usage '{usage}'"),
-                "this token lacks the mechanisms for it; see the pkcs11 provider's capabilities()",
-            ));
-        }
         let name = req.name.clone();
         self.run(move |inner, s| {
             {
@@ -609,18 +602,7 @@ impl Provider for Pkcs11Provider {
     }
 
     async fn schedule_deletion(&self, key: &KeyRef, after: Option<Duration>) -> Result<Deletion> {
-        let policy = self.inner.caps.deletion;
-        let window = after.unwrap_or(policy.default_window);
-        if window < policy.min_window || window > policy.max_window {
-            return Err(Error::invalid_input(
-                PROVIDER,
-                format!(
-                    "a deletion window of {} seconds is outside the pkcs11 provider's range of 0 to {} days",
-                    window.as_secs(),
-                    policy.max_window.as_secs() / 86_400
-                ),
-            ));
-        }
+        let window = check::deletion_window(PROVIDER, &self.inner.caps.deletion, after)?;
         validate_key_name(PROVIDER, key.name())?;
         let (name, version) = (key.name().to_owned(), key.version().map(str::to_owned));
         self.run(move |inner, s| {
