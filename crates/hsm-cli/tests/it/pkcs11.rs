@@ -4,7 +4,7 @@
 
 use hsm::pkcs11::softhsm::{MODULE, SoftHsm};
 
-use crate::harness::Hsm;
+use crate::harness::{Hsm, provider_story};
 
 #[test]
 fn keys_encryption_and_signatures_through_a_pkcs11_uri() {
@@ -19,27 +19,7 @@ fn keys_encryption_and_signatures_through_a_pkcs11_uri() {
     let url = format!("pkcs11:token=cli?module-path={MODULE}&pin-source=file:{}", pin.path().display());
     let hsm = Hsm::new().env("SOFTHSM2_CONF", token.conf().to_str().unwrap()).env("HSM_PROVIDER", &url);
 
-    hsm.ok(&["key", "create", "orders", "--spec", "aes-256", "--tag", "team=payments"], b"");
-    let ct = hsm.ok(&["encrypt", "--key", "orders"], b"card number").stdout;
-    let blob = hsm::Ciphertext::from_bytes(&ct).unwrap();
-    assert_eq!((blob.key(), blob.version()), ("orders", "1"));
-    assert_eq!(hsm.ok(&["decrypt", "--key", "orders"], &ct).stdout, b"card number");
-
-    // --provider works the same, and the name is taken.
-    let msg = hsm.fails(4, &["--provider", &url, "key", "create", "orders", "--spec", "aes-256"], b"");
-    assert!(msg.contains("already exists"), "{msg}");
-
-    hsm.ok(&["key", "create", "signer", "--spec", "ec-p256"], b"");
-    let data = hsm.file("data.txt", b"Data to sign");
-    hsm.ok(&["sign", "--key", "signer", "-i", &data, "-o", "sig.bin"], b"");
-    let r = hsm.ok(&["verify", "--key", "signer", "--signature", "sig.bin", "-i", &data], b"");
-    assert_eq!(r.stdout_text(), "valid\n");
-    let r = hsm.run(&["verify", "--key", "signer", "--signature", "sig.bin"], b"other data");
-    assert_eq!((r.code, r.stdout_text().as_str()), (1, "invalid\n"));
-
-    let listed = hsm.ok(&["key", "list", "--output", "json"], b"").json();
-    let names: Vec<&str> = listed.as_array().unwrap().iter().map(|k| k["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["orders", "signer"]);
+    provider_story(&hsm, &url);
 
     // A wrong PIN is refused with a clear message that does not contain the PIN.
     let bad = format!("pkcs11:token=cli?module-path={MODULE}&pin-value=99999");
