@@ -44,28 +44,11 @@
 //! ```no_run
 //! // tests/conformance.rs
 //! use std::sync::Arc;
-//! # mod my_provider { pub struct MyProvider; impl MyProvider { pub fn new() -> Self { MyProvider } } }
-//! # use hsm_core::*;
-//! # #[hsm_core::async_trait] impl Provider for my_provider::MyProvider {
-//! #   fn name(&self) -> &'static str { "mine" } fn capabilities(&self) -> &Capabilities { unimplemented!() }
-//! #   async fn create_key(&self, _: CreateKey) -> Result<KeyInfo> { unimplemented!() }
-//! #   async fn get_key(&self, _: &KeyRef) -> Result<KeyInfo> { unimplemented!() }
-//! #   async fn list_keys(&self, _: ListKeys) -> Result<KeyPage> { unimplemented!() }
-//! #   async fn rotate_key(&self, _: &KeyRef) -> Result<KeyInfo> { unimplemented!() }
-//! #   async fn set_key_state(&self, _: &KeyRef, _: KeyState) -> Result<KeyInfo> { unimplemented!() }
-//! #   async fn schedule_deletion(&self, _: &KeyRef, _: Option<std::time::Duration>) -> Result<Deletion> { unimplemented!() }
-//! #   async fn cancel_deletion(&self, _: &KeyRef) -> Result<KeyInfo> { unimplemented!() }
-//! #   async fn public_key(&self, _: &KeyRef) -> Result<PublicKey> { unimplemented!() }
-//! #   async fn encrypt(&self, _: &KeyRef, _: EncryptionAlgorithm, _: &[u8], _: Option<&[u8]>) -> Result<Ciphertext> { unimplemented!() }
-//! #   async fn decrypt(&self, _: &KeyRef, _: &Ciphertext, _: Option<&[u8]>) -> Result<Zeroizing<Vec<u8>>> { unimplemented!() }
-//! #   async fn sign(&self, _: &KeyRef, _: SignatureAlgorithm, _: SignInput<'_>) -> Result<Signature> { unimplemented!() }
-//! #   async fn verify(&self, _: &KeyRef, _: SignatureAlgorithm, _: SignInput<'_>, _: &[u8]) -> Result<bool> { unimplemented!() }
-//! #   async fn wrap_key(&self, _: &KeyRef, _: WrapAlgorithm, _: &[u8]) -> Result<WrappedKey> { unimplemented!() }
-//! #   async fn unwrap_key(&self, _: &KeyRef, _: &WrappedKey) -> Result<Zeroizing<Vec<u8>>> { unimplemented!() }
-//! #   async fn mac(&self, _: &KeyRef, _: MacAlgorithm, _: &[u8]) -> Result<MacTag> { unimplemented!() }
-//! #   async fn verify_mac(&self, _: &KeyRef, _: MacAlgorithm, _: &[u8], _: &[u8]) -> Result<bool> { unimplemented!() }
+//! # mod my_provider {
+//! #     // Stands in for your crate's provider.
+//! #     pub struct MyProvider;
+//! #     impl MyProvider { pub fn new() -> hsm_local::LocalProvider { hsm_local::LocalProvider::in_memory() } }
 //! # }
-//! # impl std::fmt::Debug for my_provider::MyProvider { fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result { f.write_str("MyProvider") } }
 //! use hsm_conformance::Options;
 //!
 //! fn main() {
