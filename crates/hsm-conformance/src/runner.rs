@@ -26,8 +26,10 @@ struct Entry {
 ///
 /// ```no_run
 /// # use std::sync::Arc;
-/// # fn make_memory() -> Arc<dyn hsm_core::Provider> { unimplemented!() }
-/// # fn make_file() -> Arc<dyn hsm_core::Provider> { unimplemented!() }
+/// # fn make_memory() -> Arc<dyn hsm_core::Provider> { Arc::new(hsm_local::LocalProvider::in_memory()) }
+/// # fn make_file() -> Arc<dyn hsm_core::Provider> {
+/// #     Arc::new(hsm_local::LocalProvider::open("/tmp/conformance.keystore", None).expect("keystore"))
+/// # }
 /// use hsm_conformance::{Options, Runner};
 /// Runner::new()
 ///     .provider("memory", || async { make_memory() }, Options::new())
@@ -143,7 +145,15 @@ impl Runner {
 /// ```no_run
 /// // tests/conformance.rs, with `[[test]] name = "conformance" harness = false`
 /// use std::sync::Arc;
-/// # mod my_provider { pub struct MyProvider; impl MyProvider { pub async fn connect() -> hsm_core::Result<std::sync::Arc<dyn hsm_core::Provider>> { unimplemented!() } } }
+/// # mod my_provider {
+/// #     // Stands in for your crate's provider.
+/// #     pub struct MyProvider;
+/// #     impl MyProvider {
+/// #         pub async fn connect() -> hsm_core::Result<std::sync::Arc<dyn hsm_core::Provider>> {
+/// #             Ok(std::sync::Arc::new(hsm_local::LocalProvider::in_memory()))
+/// #         }
+/// #     }
+/// # }
 /// use hsm_conformance::Options;
 ///
 /// fn main() {

@@ -144,14 +144,7 @@ impl Provider for Wrapper {
     }
 
     async fn create_key(&self, req: CreateKey) -> Result<KeyInfo> {
-        req.validate(NAME)?;
-        if !self.caps.supports_key(req.spec, req.effective_usage()) {
-            return Err(Error::unsupported(
-                NAME,
-                format!("{} keys with usage {}", req.spec, req.effective_usage()),
-                "not declared",
-            ));
-        }
+        check::create_key(NAME, &self.caps, &req)?;
         self.inner.create_key(req).await
     }
 
