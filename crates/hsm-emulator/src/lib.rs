@@ -1,0 +1,23 @@
+//! Wire-compatible local emulators of the cloud key-management services hsm talks to, with
+//! real cryptography from [`hsm_local`].
+//!
+//! Each mode serves one vendor's protocol on 127.0.0.1 so that the vendor's own SDKs (Rust
+//! and Python) can be pointed at it:
+//!
+//! | mode | protocol | module |
+//! |---|---|---|
+//! | `hsm-emulator aws --port P` | AWS KMS JSON protocol (`X-Amz-Target: TrentService.*`), SigV4-verified | [`aws`] |
+//! | `hsm-emulator azure --port P --ca-out FILE` | Azure Key Vault keys REST API over TLS | [`azure`] |
+//! | `hsm-emulator gcp --port P` | Google Cloud KMS v1 REST API | [`gcp`] |
+//!
+//! The binary prints one line, `hsm-emulator <mode> listening on <url>`, once it accepts
+//! connections, and serves until it is interrupted. Tests usually start a mode in-process
+//! instead, through the mode's `start` function, which returns a [`server::Running`] that
+//! stops the server when dropped.
+//!
+//! State lives in memory and is lost when the emulator stops.
+
+pub mod aws;
+pub mod azure;
+pub mod gcp;
+pub mod server;

@@ -1,0 +1,122 @@
+//! The HTTP/1.1 server every mode runs on: binds 127.0.0.1 only, buffers each request body and
+//! hands the request to the mode's [`Handler`].
+
+use std::future::Future;
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::pin::Pin;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full};
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// A request with its whole body.
+pub type Request = hyper::Request<Bytes>;
+/// A response with its whole body.
+pub type Response = hyper::Response<Full<Bytes>>;
+
+/// The future a [`Handler`] returns.
+pub type HandlerFuture = Pin<Box<dyn Future<Output = Response> + Send>>;
+
+/// A mode's request handler.
+pub trait Handler: Send + Sync + 'static {
+    /// Answers one request. Errors are answered in the mode's own wire format, so this
+    /// cannot fail.
+    fn handle(self: Arc<Self>, req: Request) -> HandlerFuture;
+}
+
+/// The largest request body accepted (16 MiB); larger requests get 413.
+pub const MAX_BODY: usize = 16 << 20;
+
+/// A server serving in the background; dropping it stops accepting and closes connections.
+#[derive(Debug)]
+pub struct Running {
+    addr: SocketAddr,
+    scheme: &'static str,
+    stop: watch::Sender<bool>,
+}
+
+impl Running {
+    /// The address the server listens on (always 127.0.0.1).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The port the server listens on.
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// `http://127.0.0.1:PORT` (or `https://` for a TLS server).
+    pub fn url(&self) -> String {
+        format!("{}://{}", self.scheme, self.addr)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+/// Binds 127.0.0.1:`port` (0 picks a free port) and serves `handler` over plain HTTP on the
+/// current tokio runtime.
+///
+/// # Errors
+/// When the port cannot be bound.
+pub async fn serve_http(port: u16, handler: Arc<dyn Handler>) -> io::Result<Running> {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port)).await?;
+    let addr = listener.local_addr()?;
+    let (stop, mut stopped) = watch::channel(false);
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = stopped.changed() => break,
+                accepted = listener.accept() => {
+                    let Ok((stream, _)) = accepted else { continue };
+                    let _ = stream.set_nodelay(true);
+                    tokio::spawn(serve_connection(stream, handler.clone(), stopped.clone()));
+                }
+            }
+        }
+    });
+    Ok(Running { addr, scheme: "http", stop })
+}
+
+/// Serves one connection (any byte stream: TCP, or TLS over TCP) until it closes or the
+/// server stops.
+pub async fn serve_connection<S>(stream: S, handler: Arc<dyn Handler>, mut stopped: watch::Receiver<bool>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+        let handler = handler.clone();
+        async move {
+            let (parts, body) = req.into_parts();
+            let body = match http_body_util::Limited::new(body, MAX_BODY).collect().await {
+                Ok(b) => b.to_bytes(),
+                Err(_) => {
+                    let mut resp = Response::new(Full::new(Bytes::from_static(b"request body too large")));
+                    *resp.status_mut() = hyper::StatusCode::PAYLOAD_TOO_LARGE;
+                    return Ok::<_, std::convert::Infallible>(resp);
+                }
+            };
+            Ok(handler.handle(hyper::Request::from_parts(parts, body)).await)
+        }
+    });
+    let conn = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => {}
+        _ = stopped.changed() => conn.as_mut().graceful_shutdown(),
+    }
+}
+
+/// Scheme helper for TLS servers built on [`serve_connection`].
+pub fn running(addr: SocketAddr, scheme: &'static str, stop: watch::Sender<bool>) -> Running {
+    Running { addr, scheme, stop }
+}

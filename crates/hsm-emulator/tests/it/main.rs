@@ -1,0 +1,3 @@
+//! Integration tests of hsm-emulator: one module per mode.
+
+mod server;
