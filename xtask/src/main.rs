@@ -1,7 +1,9 @@
 //! Project automation, run as `cargo xtask <command>`.
 //!
 //! - `ci`: what CI runs: `cargo fmt --check`, `cargo clippy -D warnings` over every target,
-//!   then every test (unit, integration, conformance, CLI end-to-end, doc tests).
+//!   then every test (unit, integration, conformance, CLI end-to-end, doc tests), with
+//!   `HSM_REQUIRE_SERVERS=1` so that a test whose server or SDK is missing fails instead of
+//!   skipping (`.ci/run` provides them all).
 //! - `test`: only the tests.
 //! - `lint`: only fmt and clippy.
 //! - `bench`: the criterion benchmarks of hsm-local, then `openssl speed` on the same machine
@@ -35,11 +37,19 @@ fn lint() -> Result<(), String> {
     step("clippy", clippy)
 }
 
-fn test() -> Result<(), String> {
+/// Runs every test. In CI (`require_servers`), tests that need an external server (moto,
+/// SoftHSM2, the venv's Python SDKs) fail when it is missing instead of skipping.
+fn test(require_servers: bool) -> Result<(), String> {
     let mut t = cargo();
     t.args(["test", "--workspace", "--locked"]);
+    if require_servers {
+        t.env(REQUIRE_SERVERS, "1");
+    }
     step("test", t)
 }
+
+/// The variable that turns "server missing: skipped" into a failure.
+const REQUIRE_SERVERS: &str = "HSM_REQUIRE_SERVERS";
 
 fn bench(extra: &[String]) -> Result<(), String> {
     let mut b = cargo();
@@ -53,8 +63,8 @@ fn bench(extra: &[String]) -> Result<(), String> {
 fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
-        Some("ci") => lint().and_then(|()| test()),
-        Some("test") => test(),
+        Some("ci") => lint().and_then(|()| test(true)),
+        Some("test") => test(false),
         Some("lint") => lint(),
         Some("bench") => bench(&args[1..]),
         _ => {

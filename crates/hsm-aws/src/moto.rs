@@ -3,7 +3,8 @@
 //! Test tooling (`.ci/run`) installs moto into a virtualenv and sets
 //! [`MOTO_ENV`] (`HSM_MOTO_SERVER`) to its `moto_server` executable. Tests call
 //! [`MotoServer::from_env`]: `None` means moto is not available and the tests must report
-//! themselves as ignored, never as passed.
+//! themselves as ignored, never as passed. Under `cargo xtask ci` ([`REQUIRE_SERVERS_ENV`] set)
+//! a missing moto is an error instead, so CI cannot pass by skipping.
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
@@ -18,6 +19,14 @@ pub const MOTO_ENV: &str = "HSM_MOTO_SERVER";
 
 /// Why moto tests are skipped when [`MOTO_ENV`] is unset.
 pub const MOTO_MISSING: &str = "moto_server not found; set HSM_MOTO_SERVER";
+
+/// Set (by `cargo xtask ci`) when tests must fail, not skip, if a server they need is missing.
+pub const REQUIRE_SERVERS_ENV: &str = "HSM_REQUIRE_SERVERS";
+
+/// Whether [`REQUIRE_SERVERS_ENV`] is set to a non-empty value.
+pub fn servers_required() -> bool {
+    std::env::var_os(REQUIRE_SERVERS_ENV).is_some_and(|v| !v.is_empty())
+}
 
 /// A `moto_server` child process on 127.0.0.1, killed when dropped.
 #[derive(Debug)]
@@ -34,6 +43,10 @@ impl MotoServer {
     pub fn from_env() -> io::Result<Option<MotoServer>> {
         match std::env::var_os(MOTO_ENV) {
             Some(path) if !path.is_empty() => Self::start(Path::new(&path)).map(Some),
+            _ if servers_required() => Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("{MOTO_MISSING}, and {REQUIRE_SERVERS_ENV} is set: CI must not skip moto tests"),
+            )),
             _ => Ok(None),
         }
     }
