@@ -52,6 +52,7 @@ pub struct AwsConfig {
     attempt_timeout: Duration,
     operation_timeout: Duration,
     max_attempts: u32,
+    metadata_ttl: Duration,
 }
 
 impl fmt::Debug for AwsConfig {
@@ -69,6 +70,7 @@ impl fmt::Debug for AwsConfig {
             .field("attempt_timeout", &self.attempt_timeout)
             .field("operation_timeout", &self.operation_timeout)
             .field("max_attempts", &self.max_attempts)
+            .field("metadata_ttl", &self.metadata_ttl)
             .finish()
     }
 }
@@ -85,6 +87,7 @@ impl Default for AwsConfig {
             attempt_timeout: DEFAULT_ATTEMPT_TIMEOUT,
             operation_timeout: DEFAULT_OPERATION_TIMEOUT,
             max_attempts: DEFAULT_MAX_ATTEMPTS,
+            metadata_ttl: crate::provider::DEFAULT_METADATA_TTL,
         }
     }
 }
@@ -157,11 +160,13 @@ impl AwsConfig {
         Self::default()
     }
 
-    /// Parses `aws-kms://?region=…&endpoint=…&profile=…&timeout=…&connect_timeout=…&max_attempts=…`.
+    /// Parses `aws-kms://?region=…&endpoint=…&profile=…&timeout=…&connect_timeout=…&max_attempts=…&metadata_ttl=…`.
     ///
     /// Every parameter is optional; unset ones come from the standard AWS chain.
     /// `timeout` bounds one whole call (retries included), `connect_timeout` opening a
-    /// connection, both in seconds (`5`, `5s`) or milliseconds (`500ms`). Credentials are
+    /// connection, `metadata_ttl` how long key metadata is reused (`0` turns the cache off;
+    /// see [`AwsKmsProvider::with_metadata_ttl`](crate::AwsKmsProvider::with_metadata_ttl)),
+    /// all in seconds (`5`, `5s`) or milliseconds (`500ms`). Credentials are
     /// never taken from a URL: use the environment, a profile, or
     /// [`static_credentials`](Self::static_credentials).
     ///
@@ -207,6 +212,8 @@ impl AwsConfig {
                 "profile" => cfg.profile = Some(value.to_owned()),
                 "timeout" => cfg.operation_timeout = parse_duration(&key, value)?,
                 "connect_timeout" => cfg.connect_timeout = parse_duration(&key, value)?,
+                "metadata_ttl" if matches!(value, "0" | "0s" | "0ms") => cfg.metadata_ttl = Duration::ZERO,
+                "metadata_ttl" => cfg.metadata_ttl = parse_duration(&key, value)?,
                 "max_attempts" => {
                     cfg.max_attempts = match value.parse::<u32>() {
                         Ok(n @ 1..=10) => n,
@@ -230,7 +237,7 @@ impl AwsConfig {
                 other => {
                     return Err(config_err(format!(
                         "aws-kms URL '{url}' has unknown parameter '{other}'; known: region, endpoint, \
-                         profile, timeout, connect_timeout, max_attempts"
+                         profile, timeout, connect_timeout, max_attempts, metadata_ttl"
                     )));
                 }
             }
@@ -302,6 +309,20 @@ impl AwsConfig {
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
         self
+    }
+
+    /// How long the provider reuses key metadata in data-plane calls (default 30 s;
+    /// `Duration::ZERO` turns the cache off). See
+    /// [`AwsKmsProvider::with_metadata_ttl`](crate::AwsKmsProvider::with_metadata_ttl).
+    #[must_use]
+    pub fn metadata_ttl(mut self, ttl: Duration) -> Self {
+        self.metadata_ttl = ttl;
+        self
+    }
+
+    /// How long key metadata is reused; see [`metadata_ttl`](Self::metadata_ttl).
+    pub fn metadata_cache_ttl(&self) -> Duration {
+        self.metadata_ttl
     }
 
     /// Attempts per call, the first included (default 3; 1 disables retries).

@@ -116,8 +116,8 @@ pub use config::{
     DEFAULT_OPERATION_TIMEOUT,
 };
 pub use provider::{
-    AAD_CONTEXT_KEY, AwsKmsProvider, EMPTY_CONTEXT_KEY, MAX_RAW, TAG_NAME, TAG_USAGE, TAG_VERSION,
-    aws_capabilities, encryption_context,
+    AAD_CONTEXT_KEY, AwsKmsProvider, DEFAULT_METADATA_TTL, EMPTY_CONTEXT_KEY, MAX_RAW, TAG_NAME, TAG_USAGE,
+    TAG_VERSION, aws_capabilities, encryption_context,
 };
 
 /// The provider name, `"aws-kms"`.

@@ -1,8 +1,9 @@
 //! [`AwsKmsProvider`]: the [`Provider`] implementation over `aws_sdk_kms::Client`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::time::{Duration, SystemTime};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
 
 use async_trait::async_trait;
 use aws_sdk_kms::Client;
@@ -47,6 +48,62 @@ const DAY: u64 = 86_400;
 pub struct AwsKmsProvider {
     client: Client,
     caps: Capabilities,
+    cache: Arc<MetadataCache>,
+}
+
+/// How long key metadata is reused by default (see [`AwsKmsProvider::with_metadata_ttl`]).
+pub const DEFAULT_METADATA_TTL: Duration = Duration::from_secs(30);
+
+/// Key metadata by name, so that data-plane calls cost one KMS request instead of three
+/// (DescribeKey, ListResourceTags, then the operation).
+struct MetadataCache {
+    ttl: Duration,
+    entries: Mutex<HashMap<String, Cached>>,
+}
+
+/// What a name resolved to: its metadata, the KMS key of its current version, and the KMS
+/// keys of older versions looked up so far.
+#[derive(Clone)]
+struct Cached {
+    info: KeyInfo,
+    current_id: String,
+    version_ids: BTreeMap<String, String>,
+    at: Instant,
+}
+
+impl MetadataCache {
+    fn new(ttl: Duration) -> Self {
+        MetadataCache { ttl, entries: Mutex::new(HashMap::new()) }
+    }
+
+    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<String, Cached>> {
+        // A panic while holding the lock leaves only a map of plain data behind.
+        self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn get(&self, name: &str) -> Option<Cached> {
+        if self.ttl.is_zero() {
+            return None;
+        }
+        let entries = self.entries();
+        entries.get(name).filter(|c| c.at.elapsed() < self.ttl).cloned()
+    }
+
+    fn put(&self, name: &str, entry: Cached) {
+        if !self.ttl.is_zero() {
+            self.entries().insert(name.to_owned(), entry);
+        }
+    }
+
+    fn remember_version(&self, name: &str, version: &str, key_id: &str) {
+        if let Some(c) = self.entries().get_mut(name) {
+            c.version_ids.insert(version.to_owned(), key_id.to_owned());
+        }
+    }
+
+    fn forget(&self, name: &str) {
+        self.entries().remove(name);
+    }
 }
 
 impl fmt::Debug for AwsKmsProvider {
@@ -54,6 +111,7 @@ impl fmt::Debug for AwsKmsProvider {
         let conf = self.client.config();
         f.debug_struct("AwsKmsProvider")
             .field("region", &conf.region().map(|r| r.as_ref().to_owned()))
+            .field("metadata_ttl", &self.cache.ttl)
             .finish()
     }
 }
@@ -249,7 +307,25 @@ struct Resolved {
 impl AwsKmsProvider {
     /// A provider over an existing SDK client.
     pub fn from_client(client: Client) -> Self {
-        AwsKmsProvider { client, caps: aws_capabilities() }
+        AwsKmsProvider {
+            client,
+            caps: aws_capabilities(),
+            cache: Arc::new(MetadataCache::new(DEFAULT_METADATA_TTL)),
+        }
+    }
+
+    /// Reuses a key's metadata (spec, state, versions, KMS key ids) for `ttl` in encrypt,
+    /// decrypt, sign, verify, wrap, unwrap, MAC and public-key calls, which then cost one KMS
+    /// request instead of three. `get_key`, `list_keys` and every change (rotate, enable,
+    /// disable, deletion) always read KMS afresh, and every change made through this provider
+    /// (or its clones) is seen at once. A change made by another process (say, the key disabled
+    /// in the console) is seen by this provider's data-plane calls within `ttl` — KMS itself
+    /// still refuses a disabled key at once. `Duration::ZERO` turns the cache off. The default
+    /// is [`DEFAULT_METADATA_TTL`].
+    #[must_use]
+    pub fn with_metadata_ttl(mut self, ttl: Duration) -> Self {
+        self.cache = Arc::new(MetadataCache::new(ttl));
+        self
     }
 
     /// A provider for `config` (the standard AWS chain with its overrides). No call is made.
@@ -257,7 +333,8 @@ impl AwsKmsProvider {
     /// # Errors
     /// [`Error::Config`] for a malformed region or endpoint, or when no region is found.
     pub async fn connect(config: &AwsConfig) -> Result<Self> {
-        Ok(Self::from_client(Client::from_conf(config.sdk_config().await?)))
+        Ok(Self::from_client(Client::from_conf(config.sdk_config().await?))
+            .with_metadata_ttl(config.metadata_cache_ttl()))
     }
 
     /// A provider configured from the standard AWS chain only.
@@ -376,15 +453,45 @@ impl AwsKmsProvider {
         Ok(info)
     }
 
-    /// Looks a key up by name, and the KMS key of the version `key` pins (or the current).
+    /// Looks a key up by name, and the KMS key of the version `key` pins (or the current),
+    /// reusing cached metadata (see [`with_metadata_ttl`](Self::with_metadata_ttl)).
     async fn resolve(&self, key: &KeyRef) -> Result<Resolved> {
         let name = key.name();
         validate_key_name(PROVIDER, name)?;
+        let cached = match self.cache.get(name) {
+            Some(c) => c,
+            None => self.describe_fresh(name).await?,
+        };
+        self.pick_version(key, cached).await
+    }
+
+    /// As [`resolve`](Self::resolve), always reading KMS (and refreshing the cache).
+    async fn resolve_fresh(&self, key: &KeyRef) -> Result<Resolved> {
+        validate_key_name(PROVIDER, key.name())?;
+        let cached = self.describe_fresh(key.name()).await?;
+        self.pick_version(key, cached).await
+    }
+
+    /// DescribeKey + ListResourceTags of a name's alias, remembered in the cache.
+    async fn describe_fresh(&self, name: &str) -> Result<Cached> {
+        self.cache.forget(name);
         let meta = self.describe(&alias(name), name).await?;
         let tags = self.tags(meta.key_id(), name).await?;
         let info = Self::info_from(name, &meta, &tags)?;
+        let entry = Cached {
+            info,
+            current_id: meta.key_id().to_owned(),
+            version_ids: BTreeMap::new(),
+            at: Instant::now(),
+        };
+        self.cache.put(name, entry.clone());
+        Ok(entry)
+    }
+
+    async fn pick_version(&self, key: &KeyRef, c: Cached) -> Result<Resolved> {
+        let name = key.name();
+        let Cached { info, current_id, version_ids, .. } = c;
         let current = info.version.clone();
-        let current_id = meta.key_id().to_owned();
         let Some(v) = key.version() else {
             return Ok(Resolved { info, version: current, key_id: current_id.clone(), current_id });
         };
@@ -395,11 +502,29 @@ impl AwsKmsProvider {
         if v == current || !rotates_by_alias(info.spec) {
             return Ok(Resolved { info, version: v.to_owned(), key_id: current_id.clone(), current_id });
         }
+        if let Some(id) = version_ids.get(v) {
+            return Ok(Resolved { info, version: v.to_owned(), key_id: id.clone(), current_id });
+        }
         let old = match self.describe(&version_alias(name, n), name).await {
             Err(Error::NotFound { .. }) => return Err(Error::not_found(PROVIDER, key.to_string())),
             other => other?,
         };
+        self.cache.remember_version(name, v, old.key_id());
         Ok(Resolved { info, version: v.to_owned(), key_id: old.key_id().to_owned(), current_id })
+    }
+
+    /// Maps an SDK error, dropping the name's cached metadata when KMS says it no longer
+    /// holds: the key is gone, disabled, pending deletion or not of the recorded kind.
+    fn failed<E, R>(&self, op: &str, name: &str, err: aws_sdk_kms::error::SdkError<E, R>) -> Error
+    where
+        E: aws_sdk_kms::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+        R: fmt::Debug + Send + Sync + 'static,
+    {
+        let err = from_sdk(op, Some(name), err);
+        if matches!(err, Error::NotFound { .. } | Error::KeyUnusable { .. } | Error::InvalidInput { .. }) {
+            self.cache.forget(name);
+        }
+        err
     }
 
     /// The KMS keys of every version of a key (the current one first).
@@ -509,7 +634,7 @@ impl AwsKmsProvider {
         if empty {
             req = req.encryption_context(EMPTY_CONTEXT_KEY, "1");
         }
-        let out = req.send().await.map_err(|e| from_sdk("Encrypt", Some(&r.info.name), e))?;
+        let out = req.send().await.map_err(|e| self.failed("Encrypt", &r.info.name, e))?;
         Ok(out.ciphertext_blob.map(Blob::into_inner).unwrap_or_default())
     }
 
@@ -539,7 +664,7 @@ impl AwsKmsProvider {
             Err(e) if matches!(code_of(&e), Some("ValidationException" | "InvalidCiphertextException")) => {
                 Err(Error::DecryptionFailed { provider: PROVIDER })
             }
-            Err(e) => Err(from_sdk("Decrypt", Some(&r.info.name), e)),
+            Err(e) => Err(self.failed("Decrypt", &r.info.name, e)),
         }
     }
 
@@ -648,11 +773,12 @@ impl Provider for AwsKmsProvider {
             self.drop_orphan(&key_id).await;
             return Err(from_sdk("CreateAlias", Some(&req.name), e));
         }
+        self.cache.forget(&req.name);
         Self::info_from(&req.name, &meta, &tags)
     }
 
     async fn get_key(&self, key: &KeyRef) -> Result<KeyInfo> {
-        Ok(self.resolve(key).await?.info)
+        Ok(self.resolve_fresh(key).await?.info)
     }
 
     async fn list_keys(&self, req: ListKeys) -> Result<KeyPage> {
@@ -711,7 +837,7 @@ impl Provider for AwsKmsProvider {
     }
 
     async fn rotate_key(&self, key: &KeyRef) -> Result<KeyInfo> {
-        let r = self.resolve(&KeyRef::new(key.name())).await?;
+        let r = self.resolve_fresh(&KeyRef::new(key.name())).await?;
         let name = r.info.name.clone();
         match r.info.state {
             KeyState::PendingDeletion => return Err(Self::unusable(&name, UnusableReason::PendingDeletion)),
@@ -785,7 +911,7 @@ impl Provider for AwsKmsProvider {
                 .await
                 .map_err(|e| from_sdk("TagResource", Some(&name), e))?;
         }
-        Ok(self.resolve(&KeyRef::new(name)).await?.info)
+        Ok(self.resolve_fresh(&KeyRef::new(name)).await?.info)
     }
 
     async fn set_key_state(&self, key: &KeyRef, state: KeyState) -> Result<KeyInfo> {
@@ -795,7 +921,7 @@ impl Provider for AwsKmsProvider {
                 "set_key_state takes enabled or disabled; use schedule_deletion to delete a key",
             ));
         }
-        let r = self.resolve(&KeyRef::new(key.name())).await?;
+        let r = self.resolve_fresh(&KeyRef::new(key.name())).await?;
         if r.info.state == KeyState::PendingDeletion {
             return Err(Self::unusable(&r.info.name, UnusableReason::PendingDeletion));
         }
@@ -820,6 +946,7 @@ impl Provider for AwsKmsProvider {
             };
             sent?;
         }
+        self.cache.forget(&r.info.name);
         let mut info = r.info;
         info.state = state;
         Ok(info)
@@ -828,7 +955,7 @@ impl Provider for AwsKmsProvider {
     async fn schedule_deletion(&self, key: &KeyRef, after: Option<Duration>) -> Result<Deletion> {
         let window = check::deletion_window(PROVIDER, &self.caps.deletion, after)?;
         let days = window.as_secs().div_ceil(DAY).clamp(7, 30) as i32;
-        let r = self.resolve(&KeyRef::new(key.name())).await?;
+        let r = self.resolve_fresh(&KeyRef::new(key.name())).await?;
         if r.info.state == KeyState::PendingDeletion
             && let Some(date) = r.info.deletion_date
         {
@@ -848,13 +975,14 @@ impl Provider for AwsKmsProvider {
                 date = time(out.deletion_date());
             }
         }
+        self.cache.forget(&r.info.name);
         let date =
             date.unwrap_or_else(|| SystemTime::now() + Duration::from_secs(u64::from(days as u32) * DAY));
         Ok(Deletion::new(&r.info.name, date, false))
     }
 
     async fn cancel_deletion(&self, key: &KeyRef) -> Result<KeyInfo> {
-        let r = self.resolve(&KeyRef::new(key.name())).await?;
+        let r = self.resolve_fresh(&KeyRef::new(key.name())).await?;
         if r.info.state != KeyState::PendingDeletion {
             return Err(Error::invalid_input(
                 PROVIDER,
@@ -869,7 +997,7 @@ impl Provider for AwsKmsProvider {
                 .await
                 .map_err(|e| from_sdk("CancelKeyDeletion", Some(&r.info.name), e))?;
         }
-        Ok(self.resolve(&KeyRef::new(key.name())).await?.info)
+        Ok(self.resolve_fresh(&KeyRef::new(key.name())).await?.info)
     }
 
     async fn public_key(&self, key: &KeyRef) -> Result<PublicKey> {
@@ -889,7 +1017,7 @@ impl Provider for AwsKmsProvider {
             .key_id(&r.key_id)
             .send()
             .await
-            .map_err(|e| from_sdk("GetPublicKey", Some(&r.info.name), e))?;
+            .map_err(|e| self.failed("GetPublicKey", &r.info.name, e))?;
         let der = out.public_key.map(Blob::into_inner).unwrap_or_default();
         Ok(PublicKey::new(r.info.name, r.version, r.info.spec, der))
     }
@@ -933,7 +1061,7 @@ impl Provider for AwsKmsProvider {
             .signing_algorithm(signing_spec(alg))
             .send()
             .await
-            .map_err(|e| from_sdk("Sign", Some(&r.info.name), e))?;
+            .map_err(|e| self.failed("Sign", &r.info.name, e))?;
         let sig = out.signature.map(Blob::into_inner).unwrap_or_default();
         Ok(Signature::new(r.info.name, r.version, alg, sig))
     }
@@ -962,7 +1090,7 @@ impl Provider for AwsKmsProvider {
         match sent {
             Ok(out) => Ok(out.signature_valid),
             Err(e) if code_of(&e) == Some("KMSInvalidSignatureException") => Ok(false),
-            Err(e) => Err(from_sdk("Verify", Some(&r.info.name), e)),
+            Err(e) => Err(self.failed("Verify", &r.info.name, e)),
         }
     }
 
@@ -999,7 +1127,7 @@ impl Provider for AwsKmsProvider {
             .mac_algorithm(mac_spec(alg))
             .send()
             .await
-            .map_err(|e| from_sdk("GenerateMac", Some(&r.info.name), e))?;
+            .map_err(|e| self.failed("GenerateMac", &r.info.name, e))?;
         let tag = out.mac.map(Blob::into_inner).unwrap_or_default();
         Ok(MacTag::new(r.info.name, r.version, alg, tag))
     }
@@ -1026,7 +1154,7 @@ impl Provider for AwsKmsProvider {
         match sent {
             Ok(out) => Ok(out.mac_valid),
             Err(e) if code_of(&e) == Some("KMSInvalidMacException") => Ok(false),
-            Err(e) => Err(from_sdk("VerifyMac", Some(&r.info.name), e)),
+            Err(e) => Err(self.failed("VerifyMac", &r.info.name, e)),
         }
     }
 }

@@ -330,3 +330,45 @@ async fn against_moto_foreign_aliases_and_blobs_of_other_keys_are_refused_clearl
     let err = p.get_key(&KeyRef::new("a").with_version("7")).await.unwrap_err();
     assert!(matches!(err, Error::NotFound { .. }), "{err}");
 }
+
+#[tokio::test]
+async fn against_moto_metadata_is_cached_for_data_calls_and_changes_are_seen() {
+    let Some(server) = moto() else { return };
+    let cached =
+        AwsKmsProvider::connect(&server.config().metadata_ttl(Duration::from_secs(600))).await.unwrap();
+    let uncached = AwsKmsProvider::connect(&server.config().metadata_ttl(Duration::ZERO)).await.unwrap();
+    let key = KeyRef::new("cached");
+    cached.create_key(CreateKey::new("cached", KeySpec::Aes256)).await.unwrap();
+    let ct = cached.encrypt(&key, EncryptionAlgorithm::AesGcm, b"one", None).await.unwrap();
+
+    // Changes made through the provider are seen at once: disable, then encrypt is refused
+    // before any call, and enabling again makes it work.
+    cached.set_key_state(&key, hsm_core::KeyState::Disabled).await.unwrap();
+    let err = cached.encrypt(&key, EncryptionAlgorithm::AesGcm, b"two", None).await.unwrap_err();
+    assert!(matches!(err, Error::KeyUnusable { reason: UnusableReason::Disabled, .. }), "{err}");
+    cached.set_key_state(&key, hsm_core::KeyState::Enabled).await.unwrap();
+    cached.encrypt(&key, EncryptionAlgorithm::AesGcm, b"three", None).await.unwrap();
+
+    // The alias removed behind the provider's back: the cached provider still reaches the key
+    // by its KMS id (no DescribeKey per call), the uncached one looks the alias up and fails.
+    cached.client().delete_alias().alias_name("alias/cached").send().await.unwrap();
+    assert_eq!(cached.decrypt(&key, &ct, None).await.unwrap().as_slice(), b"one");
+    let err = uncached.decrypt(&key, &ct, None).await.unwrap_err();
+    assert!(matches!(err, Error::NotFound { .. }), "{err}");
+    // get_key always reads afresh, and drops what was cached.
+    let err = cached.get_key(&key).await.unwrap_err();
+    assert!(matches!(err, Error::NotFound { .. }), "{err}");
+    let err = cached.decrypt(&key, &ct, None).await.unwrap_err();
+    assert!(matches!(err, Error::NotFound { .. }), "{err}");
+}
+
+#[test]
+fn metadata_ttl_in_urls() {
+    let cfg = AwsConfig::from_url("aws-kms://?region=us-east-1&metadata_ttl=0").unwrap();
+    assert_eq!(cfg.metadata_cache_ttl(), Duration::ZERO);
+    let cfg = AwsConfig::from_url("aws-kms://?region=us-east-1&metadata_ttl=500ms").unwrap();
+    assert_eq!(cfg.metadata_cache_ttl(), Duration::from_millis(500));
+    assert_eq!(AwsConfig::new().metadata_cache_ttl(), hsm_aws::DEFAULT_METADATA_TTL);
+    let err = AwsConfig::from_url("aws-kms://?metadata_ttl=soon").unwrap_err();
+    assert!(err.to_string().contains("metadata_ttl=soon"), "{err}");
+}
