@@ -234,6 +234,12 @@ pub(crate) struct EncryptArgs {
     /// `hsm decrypt` recognises envelopes by themselves.
     #[arg(long, conflicts_with = "algorithm")]
     pub(crate) envelope: bool,
+    /// Write the provider-native ciphertext (e.g. an AWS CiphertextBlob, raw Key Vault or
+    /// Cloud KMS bytes) that the vendor's own tools decrypt, instead of an hsm ciphertext.
+    /// It records nothing: decrypting it needs `hsm decrypt --native` with the same key
+    /// (and --key-version after a rotation)
+    #[arg(long, conflicts_with = "envelope")]
+    pub(crate) native: bool,
 }
 
 #[derive(Debug, Args)]
@@ -248,6 +254,17 @@ pub(crate) struct DecryptArgs {
     /// Read the ciphertext as base64
     #[arg(long)]
     pub(crate) base64: bool,
+    /// The input is a provider-native ciphertext made by the vendor's own tools (or by
+    /// `hsm encrypt --native`) under --key, not an hsm ciphertext
+    #[arg(long)]
+    pub(crate) native: bool,
+    /// With --native: the algorithm it was made with [default: the key's natural one]
+    #[arg(long, requires = "native", value_parser = Vocab::<EncryptionAlgorithm>::new())]
+    pub(crate) algorithm: Option<EncryptionAlgorithm>,
+    /// With --native: the key version it was made with [default: the current version;
+    /// same as --key NAME@VERSION]
+    #[arg(long, requires = "native", value_name = "VERSION")]
+    pub(crate) key_version: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -30,17 +30,27 @@ pub(crate) async fn run(cli: Cli) -> Result<u8, Failure> {
             let out = if a.envelope {
                 client.encrypt_envelope(a.key.key, &plaintext, aad).await?
             } else {
-                match aad {
+                let ct = match aad {
                     Some(aad) => client.encrypt_with_aad(a.key.key, &plaintext, a.algorithm, aad).await?,
                     None => client.encrypt(a.key.key, &plaintext, a.algorithm).await?,
-                }
-                .to_bytes()
+                };
+                // The native form is the provider's own ciphertext, which hsm's format wraps.
+                if a.native { ct.as_bytes().to_vec() } else { ct.to_bytes() }
             };
             write_artifact(&a.io.out, &out, a.base64)?;
             Ok(code::OK)
         }
         Command::Decrypt(a) => {
             let blob = read_artifact(&a.io.input, a.base64, "ciphertext")?;
+            if a.native {
+                let ct = native_ciphertext(&client, &a, blob).await?;
+                let plaintext = match &a.aad {
+                    Some(aad) => client.decrypt_with_aad(&ct, aad.as_bytes()).await?,
+                    None => client.decrypt(&ct).await?,
+                };
+                write_all(&a.io.out, &plaintext, Secrecy::Secret)?;
+                return Ok(code::OK);
+            }
             if hsm::envelope::is_envelope(&blob) {
                 let inner = hsm::envelope::protected_by(&blob)?;
                 same_key(&a.key.key, inner.name(), inner.version().unwrap_or_default(), "envelope")?;
@@ -171,7 +181,11 @@ fn one_stdin(input: &Path, other: &Path, flag: &str) -> Result<(), Failure> {
 }
 
 fn not_a_blob(e: hsm::Error, base64: bool) -> Failure {
-    let hint = if base64 { "" } else { " (if it is base64, add --base64)" };
+    let hint = if base64 {
+        " (if the provider's own tools made it, add --native)"
+    } else {
+        " (if it is base64, add --base64; if the provider's own tools made it, add --native)"
+    };
     Failure::Input(format!("{}{hint}", e.to_string().trim_start_matches("hsm: invalid input: ")))
 }
 
@@ -354,4 +368,36 @@ fn deletion_line(d: &Deletion) -> Result<String, Failure> {
         "key '{}' will be deleted at {when}; until then it refuses use (`hsm key cancel-delete {}` to keep it)\n",
         d.key, d.key
     ))
+}
+
+/// Wraps the bytes of a provider-native ciphertext (`decrypt --native`) in a [`Ciphertext`]
+/// for the key, version and algorithm given (or the key's current version and natural
+/// algorithm).
+async fn native_ciphertext(
+    client: &Client,
+    a: &crate::cli::DecryptArgs,
+    blob: Vec<u8>,
+) -> Result<Ciphertext, Failure> {
+    let version = match (a.key.key.version(), a.key_version.as_deref()) {
+        (Some(pinned), Some(flag)) if pinned != flag => {
+            return Err(Failure::Input(format!(
+                "--key pins version {pinned} but --key-version says {flag}; give one of them"
+            )));
+        }
+        (pinned, flag) => pinned.or(flag).map(str::to_owned),
+    };
+    let info = client.get_key(KeyRef::new(a.key.key.name())).await?;
+    let algorithm = match a.algorithm.or(info.spec.default_encryption_algorithm()) {
+        Some(alg) => alg,
+        None => {
+            return Err(Failure::Input(format!(
+                "key '{}' is a {} key, which has no encryption algorithm; pass --algorithm",
+                info.name, info.spec
+            )));
+        }
+    };
+    if blob.is_empty() {
+        return Err(Failure::Input("the native ciphertext is empty".into()));
+    }
+    Ok(Ciphertext::new(info.name, version.unwrap_or(info.version), algorithm, blob))
 }

@@ -132,11 +132,7 @@ fn backend_missing(provider: &str) -> Error {
              pkcs11:token=NAME?module-path=/path/to/module.so&pin-source=file:/path/to/pin",
         );
     }
-    let message = if enabled && provider == "aws-kms" {
-        "the aws-kms provider is configured by URL for now: set --provider or HSM_PROVIDER to \
-         aws-kms://?region=us-east-1 (see hsm::aws::AwsConfig::from_url)"
-            .to_owned()
-    } else if enabled {
+    let message = if enabled {
         format!(
             "the {provider} backend is not built yet (feature `{feature}` is reserved for it); \
              use the local provider (local:///path/to/keystore or memory:) meanwhile"
@@ -203,9 +199,9 @@ fn split_scheme(s: &str) -> Option<(String, &str)> {
 struct FileConfig {
     provider: Option<String>,
     local: Option<LocalSection>,
+    /// `provider = "aws-kms"`: the parameters of an `aws-kms://` URL.
+    aws: Option<toml::Table>,
     // Reserved for the backends to come; accepted so files can be written ahead of time.
-    #[serde(rename = "aws")]
-    _aws: Option<toml::Table>,
     #[serde(rename = "azure")]
     _azure: Option<toml::Table>,
     #[serde(rename = "gcp")]
@@ -219,6 +215,36 @@ struct FileConfig {
 struct LocalSection {
     path: Option<PathBuf>,
     passphrase_env: Option<String>,
+}
+
+/// A TOML table of scalar settings as URL query parameters (`key=value&...`), for the
+/// backends whose settings are those of their URL form.
+fn section_query(origin: &str, section: &str, table: toml::Table) -> Result<String> {
+    let mut query = url::form_urlencoded::Serializer::new(String::new());
+    for (key, value) in table {
+        let text = match value {
+            toml::Value::String(s) => s,
+            toml::Value::Integer(i) => i.to_string(),
+            toml::Value::Float(f) => f.to_string(),
+            toml::Value::Boolean(b) => b.to_string(),
+            _ => {
+                return Err(Error::config(
+                    HSM,
+                    format!("{origin}: {section}.{key} must be a string, number or boolean"),
+                ));
+            }
+        };
+        query.append_pair(&key, &text);
+    }
+    Ok(query.finish())
+}
+
+/// The message of a configuration error, without its provider prefix.
+fn config_message(e: Error) -> String {
+    match e {
+        Error::Config { message, .. } => message,
+        e => e.to_string(),
+    }
 }
 
 fn toml_error(origin: &str, text: &str, e: &toml::de::Error) -> Error {
@@ -380,8 +406,23 @@ impl Config {
     ///
     /// If `passphrase_env` is given, the variable must be set. If it is left out,
     /// `HSM_PASSPHRASE` is used when set, and otherwise the keystore uses its master-key
-    /// file. Tables `[aws]`, `[azure]`, `[gcp]` and `[pkcs11]` are accepted for the
-    /// backends to come.
+    /// file.
+    ///
+    /// `provider = "aws-kms"` takes the parameters of an `aws-kms://` URL (feature `aws`;
+    /// see `hsm::aws::AwsConfig::from_url`), every one optional:
+    ///
+    /// ```toml
+    /// provider = "aws-kms"
+    ///
+    /// [aws]
+    /// region = "eu-west-1"
+    /// endpoint = "http://127.0.0.1:4566"   # only for emulators
+    /// profile = "prod"
+    /// timeout = 5                           # seconds, or "500ms"
+    /// metadata_ttl = 30                     # seconds key metadata is reused; 0 = off
+    /// ```
+    ///
+    /// Tables `[azure]`, `[gcp]` and `[pkcs11]` are accepted for the backends to come.
     ///
     /// # Errors
     /// [`Error::Config`] naming the field: TOML syntax, unknown fields, a missing or
@@ -459,7 +500,12 @@ impl Config {
                 };
                 Ok(Config { target: Target::Local(path), passphrase })
             }
-            "aws-kms" | "azure-keyvault" | "gcp-kms" | "pkcs11" => Err(backend_missing(&provider)),
+            "aws-kms" => {
+                let query = section_query(origin, "aws", file.aws.unwrap_or_default())?;
+                Self::from_url(&format!("aws-kms://?{query}"))
+                    .map_err(|e| Error::config(HSM, format!("{origin}, [aws]: {}", config_message(e))))
+            }
+            "azure-keyvault" | "gcp-kms" | "pkcs11" => Err(backend_missing(&provider)),
             other => Err(Error::config(
                 HSM,
                 format!(

@@ -134,6 +134,17 @@ pub(crate) fn provider_story(hsm: &Hsm, url: &str) {
     assert_eq!((blob.key(), blob.version()), ("orders", "1"));
     assert_eq!(hsm.ok(&["decrypt", "--key", "orders"], &ct).stdout, b"card number");
 
+    // --native writes the provider's own ciphertext (no hsm header), which decrypt --native
+    // opens with the key named; an hsm decrypt of it says what it is not.
+    let native = hsm.ok(&["encrypt", "--key", "orders", "--native", "--aad", "ctx"], b"card number").stdout;
+    assert!(hsm::Ciphertext::from_bytes(&native).is_err());
+    let opened = hsm.ok(&["decrypt", "--key", "orders", "--native", "--aad", "ctx"], &native).stdout;
+    assert_eq!(opened, b"card number");
+    let msg = hsm.fails(4, &["decrypt", "--key", "orders"], &native);
+    assert!(msg.contains("not an hsm ciphertext") && msg.contains("--native"), "{msg}");
+    let msg = hsm.fails(4, &["decrypt", "--key", "orders@1", "--native", "--key-version", "2"], &native);
+    assert!(msg.contains("--key-version"), "{msg}");
+
     // --provider works the same, and the name is taken.
     let msg = hsm.fails(4, &["--provider", url, "key", "create", "orders", "--spec", "aes-256"], b"");
     assert!(msg.contains("already exists"), "{msg}");

@@ -160,12 +160,39 @@ fn every_bad_toml_names_the_field() {
         ),
         ("provider = \"local\"\nsecret = 1\n", &["unknown field `secret`"]),
         ("provider = \"local\n", &["line 1"]),
-        ("provider = \"aws-kms\"\n[aws]\nregion = \"us-west-2\"\n", &["the aws-kms"]),
         ("provider = \"pkcs11\"", &["the pkcs11"]),
     ];
     for (text, needles) in cases {
         let msg = config_error(Config::from_toml(text));
         assert!(!msg.contains('\n'), "one line: {msg:?}");
+        for n in *needles {
+            assert!(msg.contains(n), "{text:?}: {msg:?} should contain {n:?}");
+        }
+    }
+}
+
+#[cfg(feature = "aws")]
+#[test]
+fn aws_in_toml_takes_the_parameters_of_its_url() {
+    let text = "provider = \"aws-kms\"\n[aws]\nregion = \"eu-west-1\"\nendpoint = \"http://127.0.0.1:4566\"\n\
+                timeout = 5\nmetadata_ttl = \"0\"\n";
+    let from_toml = Config::from_toml(text).unwrap();
+    let from_url = Config::from_url(
+        "aws-kms://?region=eu-west-1&endpoint=http://127.0.0.1:4566&timeout=5&metadata_ttl=0",
+    )
+    .unwrap();
+    assert_eq!(from_toml.provider_name(), "aws-kms");
+    assert_eq!(format!("{from_toml:?}"), format!("{from_url:?}"));
+    // Every setting is optional: the standard AWS chain fills in the rest.
+    assert_eq!(Config::from_toml("provider = \"aws-kms\"\n").unwrap().provider_name(), "aws-kms");
+
+    let cases: &[(&str, &[&str])] = &[
+        ("provider = \"aws-kms\"\n[aws]\nregion = \"moon\"\n", &["[aws]", "moon"]),
+        ("provider = \"aws-kms\"\n[aws]\nregoin = \"us-west-2\"\n", &["[aws]", "regoin", "known: region"]),
+        ("provider = \"aws-kms\"\n[aws]\nregion = [\"us-west-2\"]\n", &["aws.region must be"]),
+    ];
+    for (text, needles) in cases {
+        let msg = config_error(Config::from_toml(text));
         for n in *needles {
             assert!(msg.contains(n), "{text:?}: {msg:?} should contain {n:?}");
         }
