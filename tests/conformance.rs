@@ -88,6 +88,11 @@ fn aws_moto_options(moto_found: bool) -> Options {
             "AWS limit: KMS cannot RSA-encrypt an empty plaintext (1-byte minimum)",
         )
         .ignore("mac::roundtrip::*", "AWS limit: GenerateMac takes 1 to 4096 bytes; the case MACs 0 and 5000")
+        .ignore(
+            "sign::independent::ed25519::*",
+            "AWS limit: Ed25519 signs RAW messages of 1 to 4096 bytes; the case signs 0 and more than 4096",
+        )
+        .ignore("*ed25519*", "moto gap: no ECC_NIST_EDWARDS25519 keys")
 }
 
 /// A throwaway SoftHSM2 token; `None` when SoftHSM is not installed. Sets `SOFTHSM2_CONF`,

@@ -159,6 +159,15 @@ pub fn aws_capabilities() -> Capabilities {
         .with_spec(KeySpec::EcSecp256k1, ec(S::EcdsaSha256))
         .with_spec(KeySpec::EcP384, ec(S::EcdsaSha384))
         .with_spec(KeySpec::EcP521, ec(S::EcdsaSha512))
+        // Pure Ed25519 (ED25519_SHA_512) signs the message itself, so only RAW messages of
+        // 1 to 4096 bytes; there is no local pre-hash to fall back on.
+        .with_spec(
+            KeySpec::Ed25519,
+            SpecCapabilities::new()
+                .with_usages([KeyUsage::SignVerify])
+                .with_signature([S::Ed25519])
+                .with_rotation(true),
+        )
         .with_spec(KeySpec::HmacSha256, hmac(MacAlgorithm::HmacSha256))
         .with_spec(KeySpec::HmacSha384, hmac(MacAlgorithm::HmacSha384))
         .with_spec(KeySpec::HmacSha512, hmac(MacAlgorithm::HmacSha512))
@@ -708,7 +717,8 @@ impl AwsKmsProvider {
                         return Err(Error::invalid_input(
                             PROVIDER,
                             format!(
-                                "{alg} signs at most {MAX_RAW} bytes on AWS KMS; this message is {} bytes",
+                                "{alg} signs messages of 1 to {MAX_RAW} bytes on AWS KMS (it cannot be \
+                                 pre-hashed); this message is {} bytes",
                                 m.len()
                             ),
                         ));
