@@ -50,6 +50,10 @@ async fn left(path: &Path, passphrase: Option<Zeroizing<String>>) -> Result<Vec<
     Ok(keys.into_iter().map(|k| k.name).collect())
 }
 
+/// moto signs RSASSA-PSS with the maximum salt length; a strict local verifier refuses it.
+const MOTO_PSS_SALT: &str =
+    "moto gap: RSASSA_PSS uses the maximum salt length, not the digest length as AWS does";
+
 /// The known gaps of moto's KMS emulation, each ignored with the gap as its reason.
 fn aws_moto_options(moto_found: bool) -> Options {
     let options = Options::new().key_prefix("aws");
@@ -79,10 +83,7 @@ fn aws_moto_options(moto_found: bool) -> Options {
         .ignore("sign::digest::*", DIGEST)
         // Messages of 0 and of more than 4096 bytes are hashed locally and sent as DIGEST.
         .ignore("sign::independent::*", DIGEST)
-        .ignore(
-            "rotate::sign::rsa-*",
-            "moto gap: RSASSA_PSS uses the maximum salt length, not the digest length as AWS does",
-        )
+        .ignore("rotate::sign::rsa-*", MOTO_PSS_SALT)
         .ignore(
             "encrypt::empty::rsa-*",
             "AWS limit: KMS cannot RSA-encrypt an empty plaintext (1-byte minimum)",
@@ -93,6 +94,15 @@ fn aws_moto_options(moto_found: bool) -> Options {
             "AWS limit: Ed25519 signs RAW messages of 1 to 4096 bytes; the case signs 0 and more than 4096",
         )
         .ignore("*ed25519*", "moto gap: no ECC_NIST_EDWARDS25519 keys")
+}
+
+/// Only the cases that verify signatures.
+fn verify_cases(options: Options) -> Options {
+    options
+        .only("sign::*")
+        .only("rotate::sign::*")
+        .only("errors::verify-modified::*")
+        .only("errors::signature-length::*")
 }
 
 /// A throwaway SoftHSM2 token; `None` when SoftHSM is not installed. Sets `SOFTHSM2_CONF`,
@@ -173,6 +183,7 @@ fn main() -> ExitCode {
             .static_credentials("unused", "unused"),
     };
 
+    let aws_local_config = aws_config.clone();
     let (p, l) = (plain.clone(), locked.clone());
     let conclusion = pkcs11_entry(Runner::new(), softhsm.as_ref().map(|(_, cfg)| cfg.clone()))
         .provider("memory", || async { Arc::new(LocalProvider::in_memory()) }, Options::new())
@@ -186,6 +197,19 @@ fn main() -> ExitCode {
             "aws-moto",
             move || async move { hsm_aws::AwsKmsProvider::connect(&aws_config).await.map(Arc::new) },
             aws_options,
+        )
+        // Signatures checked locally with the cached public key must get the service's answers.
+        .provider(
+            "aws-moto-local-verify",
+            move || async move {
+                let cfg = aws_local_config.verification(hsm_aws::Verification::Local);
+                hsm_aws::AwsKmsProvider::connect(&cfg).await.map(Arc::new)
+            },
+            verify_cases(
+                aws_moto_options(moto.is_some())
+                    .key_prefix("awslv")
+                    .ignore("sign::roundtrip::rsa-*::rsa-pss-*", MOTO_PSS_SALT),
+            ),
         )
         .run_with_args(&Arguments::from_args());
 

@@ -53,6 +53,7 @@ pub struct AwsConfig {
     operation_timeout: Duration,
     max_attempts: u32,
     metadata_ttl: Duration,
+    verification: crate::Verification,
 }
 
 impl fmt::Debug for AwsConfig {
@@ -71,6 +72,7 @@ impl fmt::Debug for AwsConfig {
             .field("operation_timeout", &self.operation_timeout)
             .field("max_attempts", &self.max_attempts)
             .field("metadata_ttl", &self.metadata_ttl)
+            .field("verification", &self.verification)
             .finish()
     }
 }
@@ -88,6 +90,7 @@ impl Default for AwsConfig {
             operation_timeout: DEFAULT_OPERATION_TIMEOUT,
             max_attempts: DEFAULT_MAX_ATTEMPTS,
             metadata_ttl: crate::provider::DEFAULT_METADATA_TTL,
+            verification: crate::Verification::Service,
         }
     }
 }
@@ -160,13 +163,14 @@ impl AwsConfig {
         Self::default()
     }
 
-    /// Parses `aws-kms://?region=…&endpoint=…&profile=…&timeout=…&connect_timeout=…&max_attempts=…&metadata_ttl=…`.
+    /// Parses `aws-kms://?region=…&endpoint=…&profile=…&timeout=…&connect_timeout=…&max_attempts=…&metadata_ttl=…&verify=service|local`.
     ///
     /// Every parameter is optional; unset ones come from the standard AWS chain.
     /// `timeout` bounds one whole call (retries included), `connect_timeout` opening a
     /// connection, `metadata_ttl` how long key metadata is reused (`0` turns the cache off;
     /// see [`AwsKmsProvider::with_metadata_ttl`](crate::AwsKmsProvider::with_metadata_ttl)),
-    /// all in seconds (`5`, `5s`) or milliseconds (`500ms`). Credentials are
+    /// all in seconds (`5`, `5s`) or milliseconds (`500ms`). `verify=local` checks signatures
+    /// with the cached public key instead of KMS `Verify` (see [`crate::Verification`]). Credentials are
     /// never taken from a URL: use the environment, a profile, or
     /// [`static_credentials`](Self::static_credentials).
     ///
@@ -212,6 +216,17 @@ impl AwsConfig {
                 "profile" => cfg.profile = Some(value.to_owned()),
                 "timeout" => cfg.operation_timeout = parse_duration(&key, value)?,
                 "connect_timeout" => cfg.connect_timeout = parse_duration(&key, value)?,
+                "verify" => {
+                    cfg.verification = match value {
+                        "service" => crate::Verification::Service,
+                        "local" => crate::Verification::Local,
+                        _ => {
+                            return Err(config_err(format!(
+                                "verify={value}: write verify=service or verify=local"
+                            )));
+                        }
+                    }
+                }
                 "metadata_ttl" if matches!(value, "0" | "0s" | "0ms") => cfg.metadata_ttl = Duration::ZERO,
                 "metadata_ttl" => cfg.metadata_ttl = parse_duration(&key, value)?,
                 "max_attempts" => {
@@ -237,7 +252,7 @@ impl AwsConfig {
                 other => {
                     return Err(config_err(format!(
                         "aws-kms URL '{url}' has unknown parameter '{other}'; known: region, endpoint, \
-                         profile, timeout, connect_timeout, max_attempts, metadata_ttl"
+                         profile, timeout, connect_timeout, max_attempts, metadata_ttl, verify"
                     )));
                 }
             }
@@ -318,6 +333,18 @@ impl AwsConfig {
     pub fn metadata_ttl(mut self, ttl: Duration) -> Self {
         self.metadata_ttl = ttl;
         self
+    }
+
+    /// Where signatures are checked (default [`Verification::Service`](crate::Verification::Service)).
+    #[must_use]
+    pub fn verification(mut self, verification: crate::Verification) -> Self {
+        self.verification = verification;
+        self
+    }
+
+    /// Where signatures are checked; see [`verification`](Self::verification).
+    pub fn verification_mode(&self) -> crate::Verification {
+        self.verification
     }
 
     /// How long key metadata is reused; see [`metadata_ttl`](Self::metadata_ttl).

@@ -117,7 +117,7 @@ pub use config::{
 };
 pub use provider::{
     AAD_CONTEXT_KEY, AwsKmsProvider, DEFAULT_METADATA_TTL, EMPTY_CONTEXT_KEY, MAX_RAW, TAG_NAME, TAG_USAGE,
-    TAG_VERSION, aws_capabilities, encryption_context,
+    TAG_VERSION, Verification, aws_capabilities, encryption_context,
 };
 
 /// The provider name, `"aws-kms"`.

@@ -49,6 +49,20 @@ pub struct AwsKmsProvider {
     client: Client,
     caps: Capabilities,
     cache: Arc<MetadataCache>,
+    verify: Verification,
+}
+
+/// Where [`Provider::verify`] checks signatures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Verification {
+    /// KMS `Verify` (needs `kms:Verify`; every check is in CloudTrail).
+    #[default]
+    Service,
+    /// Locally with the key's public key, fetched once per key version with `GetPublicKey`
+    /// and kept with the key's cached metadata: no request per verification. The answers
+    /// are the same as the service's (the conformance kit runs both).
+    Local,
 }
 
 /// How long key metadata is reused by default (see [`AwsKmsProvider::with_metadata_ttl`]).
@@ -62,12 +76,13 @@ struct MetadataCache {
 }
 
 /// What a name resolved to: its metadata, the KMS key of its current version, and the KMS
-/// keys of older versions looked up so far.
+/// keys of older versions looked up so far, and public keys fetched so far (by version).
 #[derive(Clone)]
 struct Cached {
     info: KeyInfo,
     current_id: String,
     version_ids: BTreeMap<String, String>,
+    public_keys: BTreeMap<String, bytes::Bytes>,
     at: Instant,
 }
 
@@ -101,6 +116,19 @@ impl MetadataCache {
         }
     }
 
+    fn remember_public_key(&self, name: &str, version: &str, der: &bytes::Bytes) {
+        if let Some(c) = self.entries().get_mut(name) {
+            c.public_keys.insert(version.to_owned(), der.clone());
+        }
+    }
+
+    fn public_key(&self, name: &str, version: &str) -> Option<bytes::Bytes> {
+        if self.ttl.is_zero() {
+            return None;
+        }
+        self.entries().get(name).filter(|c| c.at.elapsed() < self.ttl)?.public_keys.get(version).cloned()
+    }
+
     fn forget(&self, name: &str) {
         self.entries().remove(name);
     }
@@ -112,6 +140,7 @@ impl fmt::Debug for AwsKmsProvider {
         f.debug_struct("AwsKmsProvider")
             .field("region", &conf.region().map(|r| r.as_ref().to_owned()))
             .field("metadata_ttl", &self.cache.ttl)
+            .field("verify", &self.verify)
             .finish()
     }
 }
@@ -320,6 +349,7 @@ impl AwsKmsProvider {
             client,
             caps: aws_capabilities(),
             cache: Arc::new(MetadataCache::new(DEFAULT_METADATA_TTL)),
+            verify: Verification::Service,
         }
     }
 
@@ -337,13 +367,22 @@ impl AwsKmsProvider {
         self
     }
 
+    /// Checks signatures with KMS `Verify` (the default) or locally with the cached public
+    /// key; see [`Verification`].
+    #[must_use]
+    pub fn with_verification(mut self, verify: Verification) -> Self {
+        self.verify = verify;
+        self
+    }
+
     /// A provider for `config` (the standard AWS chain with its overrides). No call is made.
     ///
     /// # Errors
     /// [`Error::Config`] for a malformed region or endpoint, or when no region is found.
     pub async fn connect(config: &AwsConfig) -> Result<Self> {
         Ok(Self::from_client(Client::from_conf(config.sdk_config().await?))
-            .with_metadata_ttl(config.metadata_cache_ttl()))
+            .with_metadata_ttl(config.metadata_cache_ttl())
+            .with_verification(config.verification_mode()))
     }
 
     /// A provider configured from the standard AWS chain only.
@@ -491,6 +530,7 @@ impl AwsKmsProvider {
             info,
             current_id: meta.key_id().to_owned(),
             version_ids: BTreeMap::new(),
+            public_keys: BTreeMap::new(),
             at: Instant::now(),
         };
         self.cache.put(name, entry.clone());
@@ -524,6 +564,24 @@ impl AwsKmsProvider {
 
     /// Maps an SDK error, dropping the name's cached metadata when KMS says it no longer
     /// holds: the key is gone, disabled, pending deletion or not of the recorded kind.
+    /// The SPKI DER of the resolved version's public key: cached, or fetched with
+    /// GetPublicKey and cached.
+    async fn public_key_der(&self, r: &Resolved) -> Result<bytes::Bytes> {
+        if let Some(der) = self.cache.public_key(&r.info.name, &r.version) {
+            return Ok(der);
+        }
+        let out = self
+            .client
+            .get_public_key()
+            .key_id(&r.key_id)
+            .send()
+            .await
+            .map_err(|e| self.failed("GetPublicKey", &r.info.name, e))?;
+        let der = bytes::Bytes::from(out.public_key.map(Blob::into_inner).unwrap_or_default());
+        self.cache.remember_public_key(&r.info.name, &r.version, &der);
+        Ok(der)
+    }
+
     fn failed<E, R>(&self, op: &str, name: &str, err: aws_sdk_kms::error::SdkError<E, R>) -> Error
     where
         E: aws_sdk_kms::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
@@ -1021,15 +1079,8 @@ impl Provider for AwsKmsProvider {
                 ),
             ));
         }
-        let out = self
-            .client
-            .get_public_key()
-            .key_id(&r.key_id)
-            .send()
-            .await
-            .map_err(|e| self.failed("GetPublicKey", &r.info.name, e))?;
-        let der = out.public_key.map(Blob::into_inner).unwrap_or_default();
-        Ok(PublicKey::new(r.info.name, r.version, r.info.spec, der))
+        let der = self.public_key_der(&r).await?;
+        Ok(PublicKey::new(r.info.name, r.version, r.info.spec, der.to_vec()))
     }
 
     async fn encrypt(
@@ -1086,6 +1137,10 @@ impl Provider for AwsKmsProvider {
         let r = self.resolve(key).await?;
         check::sign(PROVIDER, &self.caps, &r.info, alg, &input)?;
         check::signature_len(PROVIDER, &r.info, alg, signature.len())?;
+        if self.verify == Verification::Local {
+            let der = self.public_key_der(&r).await?;
+            return Ok(hsm_local::primitives::verify(r.info.spec, alg, &der, input, signature));
+        }
         let (message_type, message) = Self::sign_payload(alg, &input)?;
         let sent = self
             .client

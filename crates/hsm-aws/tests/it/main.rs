@@ -369,6 +369,11 @@ fn metadata_ttl_in_urls() {
     let cfg = AwsConfig::from_url("aws-kms://?region=us-east-1&metadata_ttl=500ms").unwrap();
     assert_eq!(cfg.metadata_cache_ttl(), Duration::from_millis(500));
     assert_eq!(AwsConfig::new().metadata_cache_ttl(), hsm_aws::DEFAULT_METADATA_TTL);
+    let cfg = AwsConfig::from_url("aws-kms://?region=us-east-1&verify=local").unwrap();
+    assert_eq!(cfg.verification_mode(), hsm_aws::Verification::Local);
+    assert_eq!(AwsConfig::new().verification_mode(), hsm_aws::Verification::Service);
+    let err = AwsConfig::from_url("aws-kms://?verify=maybe").unwrap_err();
+    assert!(err.to_string().contains("verify=service or verify=local"), "{err}");
     let err = AwsConfig::from_url("aws-kms://?metadata_ttl=soon").unwrap_err();
     assert!(err.to_string().contains("metadata_ttl=soon"), "{err}");
 }
