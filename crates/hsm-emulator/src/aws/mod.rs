@@ -4,7 +4,7 @@
 //! Requests are `POST /` with `X-Amz-Target: TrentService.<Operation>` and a JSON body
 //! (`Content-Type: application/x-amz-json-1.1`); binary fields are base64, timestamps epoch
 //! seconds. Every request must carry a valid SigV4 `Authorization` header for the configured
-//! access key, region and service `kms` (see [`sigv4`](self) errors below). Errors are
+//! access key, region and service `kms` (see "Authentication" below). Errors are
 //! `{"__type": "NotFoundException", "message": "..."}` with HTTP 400 (500 for
 //! `KMSInternalException`), as AWS answers.
 //!

@@ -884,17 +884,17 @@ impl Kms {
         Ok(alg)
     }
 
-    fn check_encrypt_key(u: &Use, alg: &str) -> R<()> {
+    fn check_encrypt_key(u: &Use, alg: &str, op: &str) -> R<()> {
         if u.usage != "ENCRYPT_DECRYPT" {
             return Err(KmsError::new(
                 "InvalidKeyUsageException",
-                format!("{} key usage is {} which is not valid for this operation.", u.arn, u.usage),
+                format!("{} key usage is {} which is not valid for {op}.", u.arn, u.usage),
             ));
         }
         if !u.spec.encryption_algorithms().contains(&alg) {
             return Err(KmsError::new(
                 "InvalidKeyUsageException",
-                format!("Algorithm {alg} is incompatible with key spec {} ({}).", u.spec.as_str(), u.arn),
+                format!("Algorithm {alg} is incompatible with key spec {}.", u.spec.as_str()),
             ));
         }
         Ok(())
@@ -903,13 +903,14 @@ impl Kms {
     /// Encrypts under a usable key; returns the key ARN, the blob and the material id.
     fn encrypt_with(
         &self,
+        op: &str,
         key_id: &str,
         plaintext: &[u8],
         ctx: &BTreeMap<String, String>,
         alg: &str,
     ) -> R<(String, Vec<u8>, Option<String>)> {
         let u = self.usable(key_id)?;
-        Self::check_encrypt_key(&u, alg)?;
+        Self::check_encrypt_key(&u, alg, op)?;
         if let Material::Symmetric(versions) = &*u.material {
             let cur = versions.last().ok_or_else(|| KmsError::internal("key has no material"))?;
             let blob = keys::seal(
@@ -944,6 +945,7 @@ impl Kms {
     /// Decrypts; returns the key ARN, the plaintext and the material id.
     fn decrypt_with(
         &self,
+        op: &str,
         key_id: Option<&str>,
         blob: &[u8],
         ctx: &BTreeMap<String, String>,
@@ -963,7 +965,7 @@ impl Kms {
                 ));
             };
             let u = self.usable(key_id)?;
-            Self::check_encrypt_key(&u, alg)?;
+            Self::check_encrypt_key(&u, alg, op)?;
             if !ctx.is_empty() {
                 return Err(KmsError::new(
                     "ValidationException",
@@ -977,7 +979,7 @@ impl Kms {
         let u = match (key_id, header) {
             (Some(k), h) => {
                 let u = self.usable(k)?;
-                Self::check_encrypt_key(&u, alg)?;
+                Self::check_encrypt_key(&u, alg, op)?;
                 let Some((id, _)) = h else { return Err(bad()) };
                 if id != u.id {
                     return Err(KmsError::new(
@@ -993,7 +995,7 @@ impl Kms {
                     return Err(bad());
                 }
                 let u = self.usable(id)?;
-                Self::check_encrypt_key(&u, alg)?;
+                Self::check_encrypt_key(&u, alg, op)?;
                 u
             }
             (None, None) => return Err(bad()),
@@ -1010,7 +1012,7 @@ impl Kms {
         let plaintext = input.req_blob("Plaintext", 1, MAX_PLAINTEXT)?;
         let ctx = input.context("EncryptionContext")?;
         let alg = Self::encryption_alg(input, "EncryptionAlgorithm")?;
-        let (arn, blob, _) = self.encrypt_with(key_id, &plaintext, &ctx, alg)?;
+        let (arn, blob, _) = self.encrypt_with("Encrypt", key_id, &plaintext, &ctx, alg)?;
         input.dry_run()?;
         Ok(json!({ "CiphertextBlob": b64(&blob), "KeyId": arn, "EncryptionAlgorithm": alg }))
     }
@@ -1020,7 +1022,7 @@ impl Kms {
         let key_id = input.opt_id("KeyId", 2048)?;
         let ctx = input.context("EncryptionContext")?;
         let alg = Self::encryption_alg(input, "EncryptionAlgorithm")?;
-        let (arn, pt, material) = self.decrypt_with(key_id, &blob, &ctx, alg)?;
+        let (arn, pt, material) = self.decrypt_with("Decrypt", key_id, &blob, &ctx, alg)?;
         input.dry_run()?;
         let mut out = json!({ "KeyId": arn, "Plaintext": b64(&pt), "EncryptionAlgorithm": alg });
         if let Some(m) = material {
@@ -1037,8 +1039,9 @@ impl Kms {
         let dst_ctx = input.context("DestinationEncryptionContext")?;
         let src_alg = Self::encryption_alg(input, "SourceEncryptionAlgorithm")?;
         let dst_alg = Self::encryption_alg(input, "DestinationEncryptionAlgorithm")?;
-        let (src_arn, pt, src_material) = self.decrypt_with(source, &blob, &src_ctx, src_alg)?;
-        let (dst_arn, out_blob, dst_material) = self.encrypt_with(dest, &pt, &dst_ctx, dst_alg)?;
+        let (src_arn, pt, src_material) = self.decrypt_with("ReEncrypt", source, &blob, &src_ctx, src_alg)?;
+        let (dst_arn, out_blob, dst_material) =
+            self.encrypt_with("ReEncrypt", dest, &pt, &dst_ctx, dst_alg)?;
         input.dry_run()?;
         let mut out = json!({
             "CiphertextBlob": b64(&out_blob),
@@ -1057,6 +1060,7 @@ impl Kms {
     }
 
     fn generate_data_key(&self, input: &Input, with_plaintext: bool) -> R<Value> {
+        let op = if with_plaintext { "GenerateDataKey" } else { "GenerateDataKeyWithoutPlaintext" };
         let key_id = input.id("KeyId", 2048)?;
         let ctx = input.context("EncryptionContext")?;
         let len = match (input.str("KeySpec")?, input.ranged("NumberOfBytes", 1, 1024)?) {
@@ -1083,12 +1087,12 @@ impl Kms {
             if u.spec != Spec::SymmetricDefault {
                 return Err(KmsError::new(
                     "InvalidKeyUsageException",
-                    format!("{} is not a symmetric encryption key; data keys need one", u.arn),
+                    format!("Algorithm SYMMETRIC_DEFAULT is incompatible with key spec {}.", u.spec.as_str()),
                 ));
             }
         }
         let data_key = keys::random_bytes(len)?;
-        let (arn, blob, material) = self.encrypt_with(key_id, &data_key, &ctx, "SYMMETRIC_DEFAULT")?;
+        let (arn, blob, material) = self.encrypt_with(op, key_id, &data_key, &ctx, "SYMMETRIC_DEFAULT")?;
         input.dry_run()?;
         let mut out = json!({ "CiphertextBlob": b64(&blob), "KeyId": arn });
         if with_plaintext {
@@ -1114,7 +1118,7 @@ impl Kms {
     // ---- signing ----
 
     /// The key, algorithm, message and whether it is a digest, checked as AWS checks them.
-    fn sign_request(&self, input: &Input) -> R<(Use, &'static str, Zeroizing<Vec<u8>>, bool)> {
+    fn sign_request(&self, input: &Input, op: &str) -> R<(Use, &'static str, Zeroizing<Vec<u8>>, bool)> {
         let key_id = input.id("KeyId", 2048)?;
         let message = input.req_blob("Message", 1, MAX_PLAINTEXT)?;
         let message_type = input.str("MessageType")?.unwrap_or("RAW");
@@ -1125,13 +1129,13 @@ impl Kms {
         if u.usage != "SIGN_VERIFY" {
             return Err(KmsError::new(
                 "InvalidKeyUsageException",
-                format!("{} key usage is {} which is not valid for this operation.", u.arn, u.usage),
+                format!("{} key usage is {} which is not valid for {op}.", u.arn, u.usage),
             ));
         }
         let Some(&alg) = u.spec.signing_algorithms().iter().find(|a| **a == alg) else {
             return Err(KmsError::new(
                 "InvalidKeyUsageException",
-                format!("Algorithm {alg} is incompatible with key spec {} ({}).", u.spec.as_str(), u.arn),
+                format!("Algorithm {alg} is incompatible with key spec {}.", u.spec.as_str()),
             ));
         };
         if message_type == "EXTERNAL_MU" {
@@ -1165,7 +1169,7 @@ impl Kms {
     }
 
     fn sign(&self, input: &Input) -> R<Value> {
-        let (u, alg, message, digest) = self.sign_request(input)?;
+        let (u, alg, message, digest) = self.sign_request(input, "Sign")?;
         let (hsm_alg, _) =
             keys::signature_algorithm(alg).ok_or_else(|| KmsError::internal("algorithm table"))?;
         let sign_input = if digest { SignInput::Digest(&message) } else { SignInput::Message(&message) };
@@ -1176,7 +1180,7 @@ impl Kms {
 
     fn verify(&self, input: &Input) -> R<Value> {
         let signature = input.req_blob("Signature", 1, 6144)?;
-        let (u, alg, message, digest) = self.sign_request(input)?;
+        let (u, alg, message, digest) = self.sign_request(input, "Verify")?;
         let (hsm_alg, _) =
             keys::signature_algorithm(alg).ok_or_else(|| KmsError::internal("algorithm table"))?;
         let sign_input = if digest { SignInput::Digest(&message) } else { SignInput::Message(&message) };
@@ -1214,6 +1218,7 @@ impl Kms {
     // ---- MAC ----
 
     fn generate_mac(&self, input: &Input, verify: Option<()>) -> R<Value> {
+        let op = if verify.is_some() { "VerifyMac" } else { "GenerateMac" };
         let key_id = input.id("KeyId", 2048)?;
         let message = input.req_blob("Message", 1, MAX_PLAINTEXT)?;
         let alg = input.req_str("MacAlgorithm")?;
@@ -1226,13 +1231,13 @@ impl Kms {
         if u.usage != "GENERATE_VERIFY_MAC" {
             return Err(KmsError::new(
                 "InvalidKeyUsageException",
-                format!("{} key usage is {} which is not valid for this operation.", u.arn, u.usage),
+                format!("{} key usage is {} which is not valid for {op}.", u.arn, u.usage),
             ));
         }
         if u.spec.mac_algorithm() != Some(alg) {
             return Err(KmsError::new(
                 "InvalidKeyUsageException",
-                format!("Algorithm {alg} is incompatible with key spec {} ({}).", u.spec.as_str(), u.arn),
+                format!("Algorithm {alg} is incompatible with key spec {}.", u.spec.as_str()),
             ));
         }
         input.dry_run()?;
