@@ -559,3 +559,44 @@ fn the_binary_serves_and_says_where() {
     let _ = child.wait();
     assert!(line.starts_with("hsm-emulator aws listening on http://127.0.0.1:"), "{line}");
 }
+
+#[tokio::test]
+async fn ed25519_keys_sign_raw_messages() {
+    let running = emulator().await;
+    let kms = client(&running);
+    let meta = kms
+        .create_key()
+        .key_spec(KeySpec::EccNistEdwards25519)
+        .key_usage(KeyUsageType::SignVerify)
+        .send()
+        .await
+        .unwrap()
+        .key_metadata
+        .unwrap();
+    let id = meta.key_id().to_owned();
+    let spki = kms.get_public_key().key_id(&id).send().await.unwrap().public_key.unwrap();
+    let sig = kms
+        .sign()
+        .key_id(&id)
+        .message(Blob::new("edwards"))
+        .signing_algorithm(SigningAlgorithmSpec::Ed25519Sha512)
+        .send()
+        .await
+        .unwrap()
+        .signature
+        .unwrap();
+    assert_eq!(sig.as_ref().len(), 64);
+    // Independently: the last 32 bytes of the SPKI are the raw Ed25519 public key.
+    let raw = &spki.as_ref()[spki.as_ref().len() - 32..];
+    let public = aws_lc_rs::signature::UnparsedPublicKey::new(&aws_lc_rs::signature::ED25519, raw);
+    public.verify(b"edwards", sig.as_ref()).unwrap();
+    let e = kms
+        .sign()
+        .key_id(&id)
+        .message(Blob::new([0u8; 64]))
+        .message_type(MessageType::Digest)
+        .signing_algorithm(SigningAlgorithmSpec::Ed25519Sha512)
+        .send()
+        .await;
+    assert_eq!(code(e), "ValidationException");
+}
