@@ -16,6 +16,10 @@
 //! killed afterwards. Cases that hit moto's known gaps are ignored with the gap as reason;
 //! without `HSM_MOTO_SERVER` every aws-moto case is ignored (never passed).
 //!
+//! The `aws-emulator` entry runs the kit against `hsm-emulator aws`, started in-process on a
+//! runtime of its own for the whole run: a faithful AWS KMS, so every case hsm-aws declares
+//! must pass; only the AWS limits the aws-moto entry also names are ignored.
+//!
 //! `cargo test -p hsm-tests --test conformance -- --list` lists the cases;
 //! `cargo test -p hsm-tests --test conformance -- memory::errors::` runs one group on one store.
 
@@ -62,7 +66,7 @@ fn aws_moto_options(moto_found: bool) -> Options {
     }
     const FAKE_RSA: &str = "moto gap: RSAES_OAEP encryption is fake (moto returns its symmetric format)";
     const DIGEST: &str = "moto gap: Sign/Verify with MessageType DIGEST hashes again (signs H(H(m)))";
-    options
+    aws_limits(options)
         .ignore("encrypt::independent::rsa-*", FAKE_RSA)
         .ignore("wrap::independent::rsa-*", FAKE_RSA)
         .ignore("errors::tampered::rsa-*", FAKE_RSA)
@@ -84,6 +88,12 @@ fn aws_moto_options(moto_found: bool) -> Options {
         // Messages of 0 and of more than 4096 bytes are hashed locally and sent as DIGEST.
         .ignore("sign::independent::*", DIGEST)
         .ignore("rotate::sign::rsa-*", MOTO_PSS_SALT)
+        .ignore("*ed25519*", "moto gap: no ECC_NIST_EDWARDS25519 keys")
+}
+
+/// Limits of AWS KMS itself (not of an emulator), ignored on every AWS entry.
+fn aws_limits(options: Options) -> Options {
+    options
         .ignore(
             "encrypt::empty::rsa-*",
             "AWS limit: KMS cannot RSA-encrypt an empty plaintext (1-byte minimum)",
@@ -93,7 +103,6 @@ fn aws_moto_options(moto_found: bool) -> Options {
             "sign::independent::ed25519::*",
             "AWS limit: Ed25519 signs RAW messages of 1 to 4096 bytes; the case signs 0 and more than 4096",
         )
-        .ignore("*ed25519*", "moto gap: no ECC_NIST_EDWARDS25519 keys")
 }
 
 /// Only the cases that verify signatures.
@@ -103,6 +112,19 @@ fn verify_cases(options: Options) -> Options {
         .only("rotate::sign::*")
         .only("errors::verify-modified::*")
         .only("errors::signature-length::*")
+}
+
+/// `hsm-emulator aws` on a runtime of its own that lives as long as the returned values.
+fn aws_emulator() -> Result<(tokio::runtime::Runtime, hsm_emulator::server::Running), String> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start a tokio runtime for hsm-emulator: {e}"))?;
+    let running = rt
+        .block_on(hsm_emulator::aws::start(hsm_emulator::aws::Args::default()))
+        .map_err(|e| format!("cannot start hsm-emulator aws: {e}"))?;
+    Ok((rt, running))
 }
 
 /// A throwaway SoftHSM2 token; `None` when SoftHSM is not installed. Sets `SOFTHSM2_CONF`,
@@ -183,7 +205,23 @@ fn main() -> ExitCode {
             .static_credentials("unused", "unused"),
     };
 
-    let aws_local_config = aws_config.clone();
+    let (emulator_rt, emulator) = match aws_emulator() {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let emulator_config = hsm_aws::AwsConfig::new()
+        .with_region(hsm_emulator::aws::DEFAULT_REGION)
+        .with_endpoint(emulator.url())
+        .static_credentials(
+            hsm_emulator::aws::DEFAULT_ACCESS_KEY_ID,
+            hsm_emulator::aws::DEFAULT_SECRET_ACCESS_KEY,
+        )
+        .operation_timeout(std::time::Duration::from_secs(60));
+    let emulator_local_config = emulator_config.clone();
+
     let (p, l) = (plain.clone(), locked.clone());
     let conclusion = pkcs11_entry(Runner::new(), softhsm.as_ref().map(|(_, cfg)| cfg.clone()))
         .provider("memory", || async { Arc::new(LocalProvider::in_memory()) }, Options::new())
@@ -198,22 +236,25 @@ fn main() -> ExitCode {
             move || async move { hsm_aws::AwsKmsProvider::connect(&aws_config).await.map(Arc::new) },
             aws_options,
         )
+        .provider(
+            "aws-emulator",
+            move || async move { hsm_aws::AwsKmsProvider::connect(&emulator_config).await.map(Arc::new) },
+            aws_limits(Options::new().key_prefix("aws")),
+        )
         // Signatures checked locally with the cached public key must get the service's answers.
         .provider(
-            "aws-moto-local-verify",
+            "aws-emulator-local-verify",
             move || async move {
-                let cfg = aws_local_config.verification(hsm_aws::Verification::Local);
+                let cfg = emulator_local_config.verification(hsm_aws::Verification::Local);
                 hsm_aws::AwsKmsProvider::connect(&cfg).await.map(Arc::new)
             },
-            verify_cases(
-                aws_moto_options(moto.is_some())
-                    .key_prefix("awslv")
-                    .ignore("sign::roundtrip::rsa-*::rsa-pss-*", MOTO_PSS_SALT),
-            ),
+            verify_cases(aws_limits(Options::new().key_prefix("awslv"))),
         )
         .run_with_args(&Arguments::from_args());
 
     drop(moto);
+    drop(emulator);
+    drop(emulator_rt);
     let mut ok = !conclusion.has_failed();
     for (path, pass) in [(&plain, None), (&locked, passphrase())] {
         match rt.block_on(left(path, pass)) {
