@@ -117,7 +117,8 @@ pub struct Args {
 impl Args {
     fn host(&self) -> String {
         self.host.clone().unwrap_or_else(|| {
-            if self.managed_hsm { "emulator.managedhsm.azure.net" } else { "emulator.vault.azure.net" }.to_string()
+            if self.managed_hsm { "emulator.managedhsm.azure.net" } else { "emulator.vault.azure.net" }
+                .to_string()
         })
     }
 }
@@ -132,7 +133,8 @@ fn tls(host: &str) -> io::Result<(String, rustls::ServerConfig)> {
     let mut ca = CertificateParams::default();
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     ca.distinguished_name.push(DnType::CommonName, "hsm-emulator azure test CA");
-    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    ca.key_usages =
+        vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
     let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().map_err(tls_error)?).map_err(tls_error)?;
 
     let mut leaf = CertificateParams::default();
@@ -172,8 +174,9 @@ pub async fn start_with_ca(args: Args) -> io::Result<(Running, String)> {
     let host = args.host();
     let (ca_pem, config) = tls(&host)?;
     if let Some(path) = &args.ca_out {
-        std::fs::write(path, &ca_pem)
-            .map_err(|e| io::Error::new(e.kind(), format!("cannot write the CA to {}: {e}", path.display())))?;
+        std::fs::write(path, &ca_pem).map_err(|e| {
+            io::Error::new(e.kind(), format!("cannot write the CA to {}: {e}", path.display()))
+        })?;
     }
     let emulator =
         api::Emulator::new(api::Options { managed_hsm: args.managed_hsm, host, token: args.token.clone() });

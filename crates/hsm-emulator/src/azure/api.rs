@@ -62,7 +62,9 @@ impl ApiError {
         ApiError::new(
             StatusCode::NOT_FOUND,
             "KeyNotFound",
-            format!("A key with (name/id) {id} was not found in this key vault. If you recently deleted this key you may be able to recover it using the correct recovery command."),
+            format!(
+                "A key with (name/id) {id} was not found in this key vault. If you recently deleted this key you may be able to recover it using the correct recovery command."
+            ),
         )
     }
 
@@ -175,8 +177,19 @@ fn parse_body<T: DeserializeOwned>(body: &Bytes) -> ApiResult<T> {
 }
 
 fn unb64(field: &str, s: &str) -> ApiResult<Vec<u8>> {
-    let cleaned: String =
-        s.trim_end_matches('=').chars().map(|c| if c == '+' { '-' } else if c == '/' { '_' } else { c }).collect();
+    let cleaned: String = s
+        .trim_end_matches('=')
+        .chars()
+        .map(|c| {
+            if c == '+' {
+                '-'
+            } else if c == '/' {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect();
     URL_SAFE_NO_PAD.decode(cleaned).map_err(|_| ApiError::bad(format!("`{field}` is not base64url")))
 }
 
@@ -185,10 +198,7 @@ fn unb64_opt(field: &str, s: Option<&String>) -> ApiResult<Option<Vec<u8>>> {
 }
 
 fn check_name(name: &str) -> ApiResult<()> {
-    if name.is_empty()
-        || name.len() > 127
-        || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-    {
+    if name.is_empty() || name.len() > 127 || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
         return Err(ApiError::bad(format!(
             "The request URI contains an invalid name: {name:?}. Key names are 1 to 127 characters: letters, digits and dashes"
         )));
@@ -305,7 +315,8 @@ struct RngReq {
     count: i64,
 }
 
-const ALL_OPS: &[&str] = &["encrypt", "decrypt", "sign", "verify", "wrapKey", "unwrapKey", "import", "export"];
+const ALL_OPS: &[&str] =
+    &["encrypt", "decrypt", "sign", "verify", "wrapKey", "unwrapKey", "import", "export"];
 
 fn default_ops(kty: &str) -> Vec<String> {
     let ops: &[&str] = match kty {
@@ -435,7 +446,8 @@ impl Emulator {
         let mut resp = Response::new(Full::new(bytes));
         *resp.status_mut() = status;
         if status != StatusCode::NO_CONTENT {
-            resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
+            resp.headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
         }
         if status == StatusCode::UNAUTHORIZED
             && let Ok(v) = HeaderValue::from_str(&self.challenge())
@@ -500,8 +512,11 @@ impl Emulator {
     }
 
     fn check_kty(&self, kty: &str) -> ApiResult<()> {
-        let ok: &[&str] =
-            if self.opts.managed_hsm { &["RSA-HSM", "EC-HSM", "oct-HSM"] } else { &["RSA", "RSA-HSM", "EC", "EC-HSM"] };
+        let ok: &[&str] = if self.opts.managed_hsm {
+            &["RSA-HSM", "EC-HSM", "oct-HSM"]
+        } else {
+            &["RSA", "RSA-HSM", "EC", "EC-HSM"]
+        };
         if ok.contains(&kty) {
             return Ok(());
         }
@@ -525,7 +540,9 @@ impl Emulator {
                 ..ApiError::new(
                     StatusCode::CONFLICT,
                     "Conflict",
-                    format!("Key {name} is currently in a deleted but recoverable state, and its name cannot be reused; in this state, the key can only be recovered or purged."),
+                    format!(
+                        "Key {name} is currently in a deleted but recoverable state, and its name cannot be reused; in this state, the key can only be recovered or purged."
+                    ),
                 )
             });
         }
@@ -537,7 +554,12 @@ impl Emulator {
         let mut vault = self.vault();
         Self::check_not_deleted(&vault, name)?;
         let bundle = version.bundle(&call.base, name);
-        vault.keys.entry(name.to_string()).or_insert_with(|| Key { versions: Vec::new() }).versions.push(version);
+        vault
+            .keys
+            .entry(name.to_string())
+            .or_insert_with(|| Key { versions: Vec::new() })
+            .versions
+            .push(version);
         Ok(Reply::Json(Value::Object(bundle)))
     }
 
@@ -584,7 +606,8 @@ impl Emulator {
             }
             _ => Material::generate_oct(req.key_size.unwrap_or(256))?,
         };
-        let version = Version { id: new_version_id(), kty, material: Arc::new(material), key_ops, attrs, tags };
+        let version =
+            Version { id: new_version_id(), kty, material: Arc::new(material), key_ops, attrs, tags };
         self.add_version(call, name, version)
     }
 
@@ -598,7 +621,9 @@ impl Emulator {
         let kty = if hsm { format!("{base}-HSM") } else { base.clone() };
         self.check_kty(&kty)?;
         let field = |f: &str, v: &Option<String>| -> ApiResult<Zeroizing<Vec<u8>>> {
-            let s = v.as_ref().ok_or_else(|| ApiError::bad(format!("key.{f} is required to import a {base} key")))?;
+            let s = v
+                .as_ref()
+                .ok_or_else(|| ApiError::bad(format!("key.{f} is required to import a {base} key")))?;
             Ok(Zeroizing::new(unb64(&format!("key.{f}"), s)?))
         };
         let material = match base.as_str() {
@@ -606,12 +631,23 @@ impl Emulator {
                 let (n, e, d) = (field("n", &jwk.n)?, field("e", &jwk.e)?, field("d", &jwk.d)?);
                 let (p, q) = (field("p", &jwk.p)?, field("q", &jwk.q)?);
                 let (dp, dq, qi) = (field("dp", &jwk.dp)?, field("dq", &jwk.dq)?, field("qi", &jwk.qi)?);
-                Material::import_rsa(&RsaComponents { n: &n, e: &e, d: &d, p: &p, q: &q, dp: &dp, dq: &dq, qi: &qi })?
+                Material::import_rsa(&RsaComponents {
+                    n: &n,
+                    e: &e,
+                    d: &d,
+                    p: &p,
+                    q: &q,
+                    dp: &dp,
+                    dq: &dq,
+                    qi: &qi,
+                })?
             }
             "EC" => {
                 let crv = jwk.crv.as_deref().unwrap_or_default();
                 let curve = Curve::parse(crv).ok_or_else(|| {
-                    ApiError::bad(format!("key.crv {crv:?} is not supported; use P-256, P-384, P-521 or P-256K"))
+                    ApiError::bad(format!(
+                        "key.crv {crv:?} is not supported; use P-256, P-384, P-521 or P-256K"
+                    ))
                 })?;
                 Material::import_ec(curve, &field("d", &jwk.d)?, &field("x", &jwk.x)?, &field("y", &jwk.y)?)?
             }
@@ -622,7 +658,8 @@ impl Emulator {
         check_tags(&tags)?;
         let mut attrs = Attrs::new_now();
         req.attributes.apply(&mut attrs)?;
-        let version = Version { id: new_version_id(), kty, material: Arc::new(material), key_ops, attrs, tags };
+        let version =
+            Version { id: new_version_id(), kty, material: Arc::new(material), key_ops, attrs, tags };
         self.add_version(call, name, version)
     }
 
@@ -695,8 +732,11 @@ impl Emulator {
 
     fn list_keys(&self, call: &Call<'_>) -> ApiResult {
         let vault = self.vault();
-        let items =
-            vault.keys.iter().map(|(n, k)| (n.clone(), Value::Object(k.latest().item(&call.base, n, false)))).collect();
+        let items = vault
+            .keys
+            .iter()
+            .map(|(n, k)| (n.clone(), Value::Object(k.latest().item(&call.base, n, false))))
+            .collect();
         page(call, "keys", items)
     }
 
@@ -744,7 +784,11 @@ impl Emulator {
     fn recover(&self, call: &Call<'_>, name: &str) -> ApiResult {
         let mut vault = self.vault();
         if vault.keys.contains_key(name) {
-            return Err(ApiError::new(StatusCode::CONFLICT, "Conflict", format!("Key {name} already exists")));
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "Conflict",
+                format!("Key {name} already exists"),
+            ));
         }
         let d = vault.deleted.remove(name).ok_or_else(|| ApiError::deleted_not_found(name))?;
         let bundle = d.key.latest().bundle(&call.base, name);
@@ -779,7 +823,10 @@ impl Emulator {
         };
         let t = now();
         if !v.attrs.enabled {
-            return Err(ApiError::forbidden(format!("Operation {key_op} is not allowed on a disabled key."), "KeyDisabled"));
+            return Err(ApiError::forbidden(
+                format!("Operation {key_op} is not allowed on a disabled key."),
+                "KeyDisabled",
+            ));
         }
         if v.attrs.nbf.is_some_and(|nbf| t < nbf) {
             return Err(ApiError::forbidden(
@@ -788,11 +835,17 @@ impl Emulator {
             ));
         }
         if v.attrs.exp.is_some_and(|exp| t >= exp) {
-            return Err(ApiError::forbidden(format!("Operation {key_op} is not allowed on an expired key."), "KeyExpired"));
+            return Err(ApiError::forbidden(
+                format!("Operation {key_op} is not allowed on an expired key."),
+                "KeyExpired",
+            ));
         }
         if !v.key_ops.iter().any(|o| o == key_op) {
             return Err(ApiError::forbidden(
-                format!("Operation {key_op} is not permitted on this key (key_ops: {}).", v.key_ops.join(", ")),
+                format!(
+                    "Operation {key_op} is not permitted on this key (key_ops: {}).",
+                    v.key_ops.join(", ")
+                ),
                 "OperationNotPermitted",
             ));
         }
@@ -846,7 +899,9 @@ fn rng(call: &Call<'_>) -> ApiResult {
 }
 
 /// Runs a slow key generation off the async executor.
-async fn generate(f: impl FnOnce() -> Result<Material, CryptoFailure> + Send + 'static) -> ApiResult<Material> {
+async fn generate(
+    f: impl FnOnce() -> Result<Material, CryptoFailure> + Send + 'static,
+) -> ApiResult<Material> {
     match tokio::task::spawn_blocking(f).await {
         Ok(r) => r.map_err(ApiError::from),
         Err(_) => Err(ApiError::bad("key generation failed")),

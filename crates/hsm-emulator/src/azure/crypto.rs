@@ -194,9 +194,12 @@ impl Material {
             2048 => KeySize::Rsa2048,
             3072 => KeySize::Rsa3072,
             4096 => KeySize::Rsa4096,
-            _ => return bad(format!("key_size {bits} is not supported for RSA keys; use 2048, 3072 or 4096")),
+            _ => {
+                return bad(format!("key_size {bits} is not supported for RSA keys; use 2048, 3072 or 4096"));
+            }
         };
-        let der: Pkcs8V1Der<'static> = RsaKeyPair::generate(size).and_then(|k| k.as_der()).map_err(internal)?;
+        let der: Pkcs8V1Der<'static> =
+            RsaKeyPair::generate(size).and_then(|k| k.as_der()).map_err(internal)?;
         Material::rsa_from_pkcs8(der.as_ref())
     }
 
@@ -244,9 +247,10 @@ impl Material {
         point.push(4);
         point.extend_from_slice(x);
         point.extend_from_slice(y);
-        let pair = EcdsaKeyPair::from_private_key_and_public_key(curve.signing(), d, &point).map_err(|_| {
-            CryptoFailure::BadInput(format!("the {} key in `key` is not a valid key pair", curve.name()))
-        })?;
+        let pair =
+            EcdsaKeyPair::from_private_key_and_public_key(curve.signing(), d, &point).map_err(|_| {
+                CryptoFailure::BadInput(format!("the {} key in `key` is not a valid key pair", curve.name()))
+            })?;
         let point = pair.public_key().as_ref().to_vec();
         Ok(Material::Ec { curve, pair, point })
     }
@@ -308,7 +312,12 @@ impl Material {
     }
 
     /// Decrypts (or unwraps) `ciphertext` with `alg`.
-    pub(crate) fn decrypt(&self, alg: &str, ciphertext: &[u8], p: &SymParams<'_>) -> CResult<Zeroizing<Vec<u8>>> {
+    pub(crate) fn decrypt(
+        &self,
+        alg: &str,
+        ciphertext: &[u8],
+        p: &SymParams<'_>,
+    ) -> CResult<Zeroizing<Vec<u8>>> {
         match self {
             Material::Rsa { decrypt, .. } => {
                 let a = rsa_alg(alg, self.family())?;
@@ -518,7 +527,11 @@ fn aes_mode(key: &[u8], alg: &str) -> CResult<AesMode> {
         ));
     };
     if len.is_some_and(|l| l != key.len()) {
-        return bad(format!("{alg} needs a {}-bit key; this key has {} bits", len.unwrap_or(0) * 8, key.len() * 8));
+        return bad(format!(
+            "{alg} needs a {}-bit key; this key has {} bits",
+            len.unwrap_or(0) * 8,
+            key.len() * 8
+        ));
     }
     Ok(mode)
 }
@@ -607,7 +620,8 @@ fn oct_encrypt(key: &[u8], alg: &str, plaintext: &[u8], p: &SymParams<'_>) -> CR
                 }
                 EncryptingKey::cbc(cbc_key(key)?).and_then(|k| k.less_safe_encrypt(&mut buf, ctx))
             } else {
-                PaddedBlockEncryptingKey::cbc_pkcs7(cbc_key(key)?).and_then(|k| k.less_safe_encrypt(&mut buf, ctx))
+                PaddedBlockEncryptingKey::cbc_pkcs7(cbc_key(key)?)
+                    .and_then(|k| k.less_safe_encrypt(&mut buf, ctx))
             }
             .map_err(internal)?;
             Ok(Sealed { value: buf, iv: Some(iv.to_vec()), tag: None, aad: None })
@@ -619,10 +633,10 @@ fn oct_decrypt(key: &[u8], alg: &str, ciphertext: &[u8], p: &SymParams<'_>) -> C
     let mode = aes_mode(key, alg)?;
     match mode {
         AesMode::Gcm => {
-            let iv = p
-                .iv
-                .and_then(|iv| <[u8; primitives::GCM_NONCE_LEN]>::try_from(iv).ok())
-                .map_or_else(|| bad(format!("{alg} decryption needs the 12-byte iv encryption returned")), Ok)?;
+            let iv = p.iv.and_then(|iv| <[u8; primitives::GCM_NONCE_LEN]>::try_from(iv).ok()).map_or_else(
+                || bad(format!("{alg} decryption needs the 12-byte iv encryption returned")),
+                Ok,
+            )?;
             let Some(tag) = p.tag.filter(|t| t.len() == primitives::GCM_TAG_LEN) else {
                 return bad(format!("{alg} decryption needs the 16-byte tag encryption returned"));
             };
@@ -630,7 +644,11 @@ fn oct_decrypt(key: &[u8], alg: &str, ciphertext: &[u8], p: &SymParams<'_>) -> C
             buf.extend_from_slice(ciphertext);
             buf.extend_from_slice(tag);
             let n = gcm_key(key)?
-                .open_in_place(Nonce::assume_unique_for_key(iv), Aad::from(p.aad.unwrap_or_default()), &mut buf)
+                .open_in_place(
+                    Nonce::assume_unique_for_key(iv),
+                    Aad::from(p.aad.unwrap_or_default()),
+                    &mut buf,
+                )
                 .map_err(|_| CryptoFailure::Opaque)?
                 .len();
             buf.truncate(n);
@@ -704,7 +722,8 @@ mod tests {
     fn aes_modes_round_trip_and_fail_opaquely() {
         let m = Material::generate_oct(192).unwrap();
         let aad = b"context";
-        let s = m.encrypt("A192GCM", b"secret", &SymParams { aad: Some(aad), ..SymParams::default() }).unwrap();
+        let s =
+            m.encrypt("A192GCM", b"secret", &SymParams { aad: Some(aad), ..SymParams::default() }).unwrap();
         assert_eq!(s.value.len(), 6);
         let p = SymParams { iv: s.iv.as_deref(), tag: s.tag.as_deref(), aad: Some(aad) };
         assert_eq!(&*m.decrypt("A192GCM", &s.value, &p).unwrap(), b"secret");

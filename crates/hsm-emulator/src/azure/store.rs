@@ -119,7 +119,8 @@ impl Version {
     /// The KeyItem of this version; `versioned` selects the kid form (versions listing) or
     /// the bare key id (keys listing).
     pub(crate) fn item(&self, base: &str, name: &str, versioned: bool) -> Map<String, Value> {
-        let kid = if versioned { format!("{base}/keys/{name}/{}", self.id) } else { format!("{base}/keys/{name}") };
+        let kid =
+            if versioned { format!("{base}/keys/{name}/{}", self.id) } else { format!("{base}/keys/{name}") };
         let mut m = Map::new();
         m.insert("kid".into(), kid.into());
         m.insert("attributes".into(), self.attrs.json());
