@@ -36,6 +36,8 @@
 //!   resource="https://vault.azure.net"` (`https://managedhsm.azure.net` in Managed HSM
 //!   mode) and `{"error":{"code":"Unauthorized",…}}`: the SDKs' challenge flow. The token
 //!   itself is not validated otherwise.
+//! - **Throttling** on demand: with `--throttle-every N` every Nth authenticated request is
+//!   answered 429 `{"error":{"code":"Throttled",…}}` with `Retry-After: 1`.
 //! - **api-version** is required on every request; any value is accepted.
 //! - **Routes** (`{v}` empty or absent = latest version; `/keys/{n}/` and `/keys/{n}//sign` work):
 //!   `POST /keys/{n}/create`, `PUT /keys/{n}` (import a JWK with private members),
@@ -112,6 +114,10 @@ pub struct Args {
     /// Accept only this bearer token (default: any non-empty token).
     #[arg(long, value_name = "TOKEN")]
     pub token: Option<String>,
+    /// Answer every Nth authenticated request with 429 `Throttled` and `Retry-After: 1`
+    /// (to test retries and error mapping).
+    #[arg(long, value_name = "N")]
+    pub throttle_every: Option<u64>,
 }
 
 impl Args {
@@ -178,8 +184,12 @@ pub async fn start_with_ca(args: Args) -> io::Result<(Running, String)> {
             io::Error::new(e.kind(), format!("cannot write the CA to {}: {e}", path.display()))
         })?;
     }
-    let emulator =
-        api::Emulator::new(api::Options { managed_hsm: args.managed_hsm, host, token: args.token.clone() });
+    let emulator = api::Emulator::new(api::Options {
+        managed_hsm: args.managed_hsm,
+        host,
+        token: args.token.clone(),
+        throttle_every: args.throttle_every,
+    });
     let running = serve_https(args.port, Arc::new(emulator), Arc::new(config)).await?;
     Ok((running, ca_pem))
 }

@@ -2,6 +2,7 @@
 //! parsing, the operations, and Key Vault's error bodies.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use base64::Engine as _;
@@ -30,6 +31,8 @@ pub(crate) struct Options {
     pub(crate) host: String,
     /// When set, the only bearer token accepted.
     pub(crate) token: Option<String>,
+    /// When set, every Nth authenticated request is answered 429 Throttled.
+    pub(crate) throttle_every: Option<u64>,
 }
 
 /// The emulator: options and the vault state.
@@ -37,6 +40,8 @@ pub(crate) struct Options {
 pub(crate) struct Emulator {
     opts: Options,
     vault: Mutex<Vault>,
+    /// Authenticated requests so far (for `throttle_every`).
+    requests: AtomicU64,
 }
 
 /// A Key Vault error answer.
@@ -392,7 +397,7 @@ fn page(call: &Call<'_>, path: &str, items: Vec<(String, Value)>) -> ApiResult<R
 
 impl Emulator {
     pub(crate) fn new(opts: Options) -> Emulator {
-        Emulator { opts, vault: Mutex::new(Vault::default()) }
+        Emulator { opts, vault: Mutex::new(Vault::default()), requests: AtomicU64::new(0) }
     }
 
     fn vault(&self) -> MutexGuard<'_, Vault> {
@@ -410,6 +415,12 @@ impl Emulator {
             "Bearer authorization=\"https://login.microsoftonline.com/{CHALLENGE_TENANT}\", resource=\"{}\"",
             self.resource()
         )
+    }
+
+    /// Counts an authenticated request; true when it is one to throttle.
+    fn throttled(&self) -> bool {
+        let n = self.requests.fetch_add(1, Ordering::Relaxed) + 1;
+        self.opts.throttle_every.is_some_and(|every| every > 0 && n.is_multiple_of(every))
     }
 
     fn authenticate(&self, req: &Request) -> ApiResult<()> {
@@ -434,6 +445,11 @@ impl Emulator {
 
     async fn answer(self: Arc<Self>, req: Request) -> Response {
         let result = match self.authenticate(&req) {
+            Ok(()) if self.throttled() => Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Throttled",
+                "Request was not processed because too many requests were received (hsm-emulator --throttle-every).",
+            )),
             Ok(()) => self.clone().route(&req).await,
             Err(e) => Err(e),
         };
@@ -453,6 +469,9 @@ impl Emulator {
             && let Ok(v) = HeaderValue::from_str(&self.challenge())
         {
             resp.headers_mut().insert(WWW_AUTHENTICATE, v);
+        }
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            resp.headers_mut().insert(hyper::header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         if let Ok(v) = HeaderValue::from_str(&new_version_id()) {
             resp.headers_mut().insert("x-ms-request-id", v);

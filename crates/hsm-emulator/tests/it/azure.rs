@@ -616,3 +616,18 @@ async fn python_sdk_against_a_vault() {
 async fn python_sdk_against_a_managed_hsm() {
     python_sdk(Args { managed_hsm: true, ..Args::default() }, "managed-hsm").await;
 }
+
+#[tokio::test]
+async fn throttles_every_nth_request_on_demand() {
+    let kv = Kv::start(Args { throttle_every: Some(3), ..Args::default() }).await;
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        let (status, headers, json) = kv.call(Method::GET, "/keys", None).await;
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            assert_eq!(headers["retry-after"], "1");
+            assert_eq!(error_code(&json).0, "Throttled");
+        }
+        statuses.push(status.as_u16());
+    }
+    assert_eq!(statuses, [200, 200, 429, 200, 200, 429]);
+}
