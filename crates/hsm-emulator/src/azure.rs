@@ -101,8 +101,9 @@ pub struct Args {
     /// Port on 127.0.0.1 (0 picks a free one).
     #[arg(long, default_value_t = 0)]
     pub port: u16,
-    /// Write the generated CA certificate (PEM) here; clients must trust it.
-    #[arg(long, value_name = "FILE")]
+    /// Write the generated CA certificate (PEM) here; clients must trust it. Required on the
+    /// command line; optional in-process, where [`start_with_ca`] returns the PEM.
+    #[arg(long, value_name = "FILE", required = true)]
     pub ca_out: Option<PathBuf>,
     /// Emulate a Managed HSM (oct-HSM AES keys, HSM key types only) instead of a vault.
     #[arg(long)]

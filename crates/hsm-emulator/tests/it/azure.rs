@@ -631,3 +631,17 @@ async fn throttles_every_nth_request_on_demand() {
     }
     assert_eq!(statuses, [200, 200, 429, 200, 200, 429]);
 }
+
+#[test]
+fn the_binary_requires_ca_out() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hsm-emulator"))
+        .args(["azure", "--port", "0"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--ca-out"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
