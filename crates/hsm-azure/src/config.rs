@@ -85,6 +85,8 @@ impl fmt::Debug for AzureCredential {
     }
 }
 
+impl Eq for AzureCredential {}
+
 impl PartialEq for AzureCredential {
     fn eq(&self, other: &Self) -> bool {
         match (self, other) {
@@ -113,7 +115,7 @@ impl PartialEq for AzureCredential {
 /// assert!(AzureConfig::new("https://example.com").is_err());
 /// # Ok::<(), hsm_core::Error>(())
 /// ```
-#[derive(Clone, PartialEq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct AzureConfig {
     url: String,
     kind: VaultKind,

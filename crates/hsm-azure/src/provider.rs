@@ -343,17 +343,31 @@ impl AzureKeyVaultProvider {
             )?;
             let version = info.version.clone();
             if all_versions {
-                // The metadata describes the key: its current version and every version.
-                let versions = self.versions(name).await?;
-                let current = versions.last().and_then(|p| p.resource_id().ok()).and_then(|r| r.version);
-                info.versions =
-                    versions.iter().filter_map(|p| p.resource_id().ok().and_then(|r| r.version)).collect();
+                // The metadata describes the key: its current version (what `GET /keys/{name}`
+                // answers) and every version, oldest first, the current one last.
+                let current = match key.version() {
+                    None => Some(version.clone()),
+                    Some(_) => self
+                        .fetch(name, None)
+                        .await?
+                        .and_then(|k| k.resource_id().ok())
+                        .and_then(|r| r.version),
+                };
+                let mut versions: Vec<String> = self
+                    .versions(name)
+                    .await?
+                    .iter()
+                    .filter_map(|p| p.resource_id().ok().and_then(|r| r.version))
+                    .collect();
                 if let Some(current) = current {
+                    versions.retain(|v| *v != current);
+                    versions.push(current.clone());
                     info.version = current;
                 }
-                if !info.versions.contains(&version) {
-                    info.versions.push(version.clone());
+                if !versions.contains(&version) {
+                    versions.insert(0, version.clone());
                 }
+                info.versions = versions;
             }
             return Ok(Resolved { info, version, jwk });
         }
@@ -534,6 +548,15 @@ impl Provider for AzureKeyVaultProvider {
     }
 
     async fn create_key(&self, req: CreateKey) -> Result<KeyInfo> {
+        if req.spec.family() == KeyFamily::Aes && self.kind == VaultKind::Vault {
+            req.validate(PROVIDER)?;
+            return Err(Error::unsupported(
+                PROVIDER,
+                format!("creating an {} key in a standard vault", req.spec),
+                "AES (oct-HSM) keys exist only on Managed HSM (https://NAME.managedhsm.azure.net); use an \
+                 RSA key in a vault, or a Managed HSM",
+            ));
+        }
         check::create_key(PROVIDER, &self.caps, &req)?;
         check_name(&req.name)?;
         let aes = req.spec.family() == KeyFamily::Aes;
