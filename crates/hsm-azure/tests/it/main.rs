@@ -4,3 +4,5 @@
 mod bad_input;
 mod emulator;
 mod operations;
+mod python;
+mod throttling;
