@@ -20,6 +20,12 @@
 //! runtime of its own for the whole run: a faithful AWS KMS, so every case hsm-aws declares
 //! must pass; only the AWS limits the aws-moto entry also names are ignored.
 //!
+//! The `azure-vault` and `azure-mhsm` entries run the kit against hsm-azure talking to the
+//! in-process Key Vault emulator (`hsm_emulator::azure`, TLS with a generated CA) in vault
+//! and in Managed HSM mode; each emulator is started on the runner's runtime and lives
+//! until the run ends. Nothing is ignored: what Key Vault lacks (Ed25519, HMAC, AES in a
+//! standard vault, deletion windows other than the vault's retention) is undeclared.
+//!
 //! `cargo test -p hsm-tests --test conformance -- --list` lists the cases;
 //! `cargo test -p hsm-tests --test conformance -- memory::errors::` runs one group on one store.
 
@@ -127,6 +133,29 @@ fn aws_emulator() -> Result<(tokio::runtime::Runtime, hsm_emulator::server::Runn
     Ok((rt, running))
 }
 
+/// Running Key Vault emulators and their CA files, kept until the run ends.
+type Emulators = Arc<std::sync::Mutex<Vec<(hsm_emulator::server::Running, tempfile::NamedTempFile)>>>;
+
+/// Adds an entry running the kit against hsm-azure and an in-process Key Vault emulator
+/// (Managed HSM mode when `managed_hsm`), started by the factory on the runner's runtime.
+fn azure_entry(runner: Runner, label: &'static str, managed_hsm: bool, keep: Emulators) -> Runner {
+    let factory = move || async move {
+        let fail = |e: std::io::Error| hsm_core::Error::config("azure-keyvault", format!("emulator: {e}"));
+        let args = hsm_emulator::azure::Args { managed_hsm, ..Default::default() };
+        let (running, pem) = hsm_emulator::azure::start_with_ca(args).await.map_err(fail)?;
+        let ca = tempfile::NamedTempFile::new().map_err(fail)?;
+        std::fs::write(ca.path(), pem).map_err(fail)?;
+        let kind = if managed_hsm { hsm_azure::VaultKind::ManagedHsm } else { hsm_azure::VaultKind::Vault };
+        let config = hsm_azure::AzureConfig::custom(&running.url(), kind)?
+            .with_ca_file(ca.path())
+            .with_token("conformance");
+        let provider = hsm_azure::AzureKeyVaultProvider::connect(&config)?;
+        keep.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push((running, ca));
+        Ok::<_, hsm_core::Error>(Arc::new(provider))
+    };
+    runner.provider(label, factory, Options::new().key_prefix(if managed_hsm { "mhsm" } else { "kv" }))
+}
+
 /// A throwaway SoftHSM2 token; `None` when SoftHSM is not installed. Sets `SOFTHSM2_CONF`,
 /// so it must run before any other thread starts.
 fn softhsm_token() -> Result<Option<(SoftHsm, Pkcs11Config)>, String> {
@@ -223,7 +252,11 @@ fn main() -> ExitCode {
     let emulator_local_config = emulator_config.clone();
 
     let (p, l) = (plain.clone(), locked.clone());
-    let conclusion = pkcs11_entry(Runner::new(), softhsm.as_ref().map(|(_, cfg)| cfg.clone()))
+    let emulators = Emulators::default();
+    let runner = pkcs11_entry(Runner::new(), softhsm.as_ref().map(|(_, cfg)| cfg.clone()));
+    let runner = azure_entry(runner, "azure-vault", false, emulators.clone());
+    let runner = azure_entry(runner, "azure-mhsm", true, emulators.clone());
+    let conclusion = runner
         .provider("memory", || async { Arc::new(LocalProvider::in_memory()) }, Options::new())
         .provider("file", move || async move { LocalProvider::open(&p, None).map(Arc::new) }, Options::new())
         .provider(
@@ -255,6 +288,7 @@ fn main() -> ExitCode {
     drop(moto);
     drop(emulator);
     drop(emulator_rt);
+    drop(emulators);
     let mut ok = !conclusion.has_failed();
     for (path, pass) in [(&plain, None), (&locked, passphrase())] {
         match rt.block_on(left(path, pass)) {

@@ -25,8 +25,11 @@ HSM_PASSPHRASE if set, else under a random master key kept beside it (keystore.k
 Provider URLs: local:///abs/path/to/keystore, local:relative/path, memory: (a throw-away
 in-memory store), aws-kms://?region=R[&endpoint=URL][&profile=P] (AWS KMS; credentials from
 the standard AWS chain), pkcs11:token=LABEL?module-path=/path/to/module.so&pin-source=file:PATH
-(a PKCS#11 token, RFC 7512; pin-env=VAR reads the PIN from a variable). azure-keyvault:// and
-gcp-kms:// are reserved for the backends to come.
+(a PKCS#11 token, RFC 7512; pin-env=VAR reads the PIN from a variable),
+azure-keyvault://NAME.vault.azure.net or NAME.managedhsm.azure.net (Azure Key Vault / Managed
+HSM; credentials from the standard Azure chain, or credential=token with HSM_AZURE_ACCESS_TOKEN;
+an emulator: azure-keyvault://127.0.0.1:PORT?ca=/path/ca.pem[&kind=managed-hsm]). gcp-kms:// is
+reserved for the backend to come.
 
 Inputs (-i) and outputs (-o) default to stdin and stdout ('-' too). Data is binary; --base64
 armours what hsm produces (ciphertexts, signatures, wrapped keys, MAC tags) and accepts it

@@ -87,6 +87,46 @@ pub async fn serve_http(port: u16, handler: Arc<dyn Handler>) -> io::Result<Runn
     Ok(Running { addr, scheme: "http", stop })
 }
 
+/// Binds 127.0.0.1:`port` (0 picks a free port) and serves `handler` over TLS with `tls` on
+/// the current tokio runtime. Connections whose handshake fails are dropped; the server keeps
+/// accepting others. Clients offering ALPN get HTTP/1.1 only (set in `tls` by the caller, e.g.
+/// `alpn_protocols = vec![b"http/1.1".to_vec()]`).
+///
+/// # Errors
+/// When the port cannot be bound.
+pub async fn serve_https(
+    port: u16,
+    handler: Arc<dyn Handler>,
+    tls: Arc<rustls::ServerConfig>,
+) -> io::Result<Running> {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port)).await?;
+    let addr = listener.local_addr()?;
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    let (stop, mut stopped) = watch::channel(false);
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = stopped.changed() => break,
+                accepted = listener.accept() => {
+                    let Ok((stream, _)) = accepted else { continue };
+                    let _ = stream.set_nodelay(true);
+                    let (acceptor, handler, stopped) = (acceptor.clone(), handler.clone(), stopped.clone());
+                    tokio::spawn(async move {
+                        let handshake = tokio::time::timeout(
+                            std::time::Duration::from_secs(10),
+                            acceptor.accept(stream),
+                        );
+                        if let Ok(Ok(tls)) = handshake.await {
+                            serve_connection(tls, handler, stopped).await;
+                        }
+                    });
+                }
+            }
+        }
+    });
+    Ok(Running { addr, scheme: "https", stop })
+}
+
 /// Serves one connection (any byte stream: TCP, or TLS over TCP) until it closes or the
 /// server stops.
 pub async fn serve_connection<S>(stream: S, handler: Arc<dyn Handler>, mut stopped: watch::Receiver<bool>)

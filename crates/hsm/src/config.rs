@@ -32,7 +32,7 @@ const URL_FORMS: &str = "local:///abs/path/to/keystore, local:relative/path, mem
 /// | `local:///abs/path/to/keystore`  | encrypted local keystore file (absolute path)        |
 /// | `local:relative/path`, `file:…`  | the same, relative to the working directory          |
 /// | `aws-kms://?region=…&endpoint=…` | AWS KMS (feature `aws`; see `hsm_aws::AwsConfig`)    |
-/// | `azure-keyvault://…`             | Azure Key Vault (backend not built yet)              |
+/// | `azure-keyvault://HOST[:PORT]?…` | Azure Key Vault / Managed HSM (feature `azure`; see `hsm_azure::AzureConfig::from_url`) |
 /// | `gcp-kms://…`                    | Google Cloud KMS (backend not built yet)             |
 /// | `pkcs11:token=…?module-path=…`   | PKCS#11 token (feature `pkcs11`; see `hsm_pkcs11`)   |
 ///
@@ -64,6 +64,8 @@ enum Target {
     Pkcs11(hsm_pkcs11::Pkcs11Config),
     #[cfg(feature = "aws")]
     Aws(hsm_aws::AwsConfig),
+    #[cfg(feature = "azure")]
+    Azure(hsm_azure::AzureConfig),
 }
 
 impl fmt::Debug for Config {
@@ -76,6 +78,8 @@ impl fmt::Debug for Config {
             Target::Pkcs11(c) => d.field("provider", &"pkcs11").field("pkcs11", c),
             #[cfg(feature = "aws")]
             Target::Aws(c) => d.field("provider", &"aws-kms").field("aws", c),
+            #[cfg(feature = "azure")]
+            Target::Azure(c) => d.field("provider", &"azure-keyvault").field("azure", c),
         };
         d.field("passphrase", &self.passphrase.as_ref().map(|_| "<redacted>")).finish()
     }
@@ -145,6 +149,54 @@ fn backend_missing(provider: &str) -> Error {
         )
     };
     Error::config(HSM, message)
+}
+
+/// The `[azure]` table of a TOML file: `url` (`https://HOST` or `azure-keyvault://HOST?…`)
+/// and, optionally, the `azure-keyvault://` URL's parameters as keys (`ca`, relative to the
+/// file's directory, `kind`, `protection`, `credential`, `timeout`, `connect_timeout`,
+/// `attempt_timeout`, `max_retries`, `retention_days`).
+#[cfg(feature = "azure")]
+fn azure_from_table(
+    origin: &str,
+    table: &toml::Table,
+    base: Option<&Path>,
+) -> Result<hsm_azure::AzureConfig> {
+    let bad = |m: String| Error::config(HSM, format!("{origin}: {m}"));
+    let Some(url) = table.get("url").and_then(toml::Value::as_str).map(str::trim).filter(|u| !u.is_empty())
+    else {
+        return Err(bad("azure.url is missing; set url = \"https://NAME.vault.azure.net\"".to_owned()));
+    };
+    let mut full = if url.get(..17).is_some_and(|s| s.eq_ignore_ascii_case("azure-keyvault://")) {
+        url.to_owned()
+    } else if let Some(rest) = url.strip_prefix("https://") {
+        format!("azure-keyvault://{}", rest.trim_end_matches('/'))
+    } else {
+        return Err(bad(format!(
+            "azure.url = \"{url}\" must be https://NAME.vault.azure.net (or an azure-keyvault:// URL)"
+        )));
+    };
+    let mut query = url::form_urlencoded::Serializer::new(String::new());
+    for (key, value) in table.iter().filter(|(k, _)| k.as_str() != "url") {
+        let text = match value {
+            toml::Value::String(s) if key == "ca" => match base {
+                Some(b) if Path::new(s).is_relative() => b.join(s).display().to_string(),
+                _ => s.clone(),
+            },
+            toml::Value::String(s) => s.clone(),
+            toml::Value::Integer(n) => n.to_string(),
+            _ => return Err(bad(format!("azure.{key} must be a string or a number"))),
+        };
+        query.append_pair(key, &text);
+    }
+    let query = query.finish();
+    if !query.is_empty() {
+        full.push(if full.contains('?') { '&' } else { '?' });
+        full.push_str(&query);
+    }
+    hsm_azure::AzureConfig::from_url(&full).map_err(|e| match e {
+        Error::Config { message, .. } => bad(format!("[azure]: {message}")),
+        e => e,
+    })
 }
 
 #[cfg(not(feature = "local"))]
@@ -374,6 +426,15 @@ impl Config {
             }
             #[cfg(not(feature = "aws"))]
             "aws-kms" => Err(backend_missing("aws-kms")),
+            #[cfg(feature = "azure")]
+            "azure-keyvault" => {
+                let azure = hsm_azure::AzureConfig::from_url(url).map_err(|e| match e {
+                    Error::Config { message, .. } => Error::config(HSM, message),
+                    e => e,
+                })?;
+                Ok(Config { target: Target::Azure(azure), passphrase: None })
+            }
+            #[cfg(not(feature = "azure"))]
             "azure-keyvault" => Err(backend_missing("azure-keyvault")),
             "gcp-kms" => Err(backend_missing("gcp-kms")),
             #[cfg(feature = "pkcs11")]
@@ -422,7 +483,19 @@ impl Config {
     /// metadata_ttl = 30                     # seconds key metadata is reused; 0 = off
     /// ```
     ///
-    /// Tables `[azure]`, `[gcp]` and `[pkcs11]` are accepted for the backends to come.
+    /// With feature `azure`, `provider = "azure-keyvault"` reads the `[azure]` table:
+    ///
+    /// ```toml
+    /// provider = "azure-keyvault"
+    ///
+    /// [azure]
+    /// url = "https://contoso.vault.azure.net"   # or azure-keyvault://HOST[:PORT]?…
+    /// # optional, as in the azure-keyvault:// URL: ca (relative to this file), kind,
+    /// # protection, credential, timeout, connect_timeout, attempt_timeout, max_retries,
+    /// # retention_days
+    /// ```
+    ///
+    /// Tables `[gcp]` and `[pkcs11]` are accepted for the backends to come.
     ///
     /// # Errors
     /// [`Error::Config`] naming the field: TOML syntax, unknown fields, a missing or
@@ -505,7 +578,23 @@ impl Config {
                 Self::from_url(&format!("aws-kms://?{query}"))
                     .map_err(|e| Error::config(HSM, format!("{origin}, [aws]: {}", config_message(e))))
             }
-            "azure-keyvault" | "gcp-kms" | "pkcs11" => Err(backend_missing(&provider)),
+            "gcp-kms" | "pkcs11" => Err(backend_missing(&provider)),
+            #[cfg(feature = "azure")]
+            "azure-keyvault" => {
+                let Some(table) = file._azure else {
+                    return Err(Error::config(
+                        HSM,
+                        format!(
+                            "{origin} says provider = \"azure-keyvault\" but has no [azure] table; add \
+                             [azure] with url = \"https://NAME.vault.azure.net\""
+                        ),
+                    ));
+                };
+                let azure = azure_from_table(origin, &table, base)?;
+                Ok(Config { target: Target::Azure(azure), passphrase: None })
+            }
+            #[cfg(not(feature = "azure"))]
+            "azure-keyvault" => Err(backend_missing(&provider)),
             other => Err(Error::config(
                 HSM,
                 format!(
@@ -585,6 +674,8 @@ impl Config {
         match &self.target {
             #[cfg(feature = "aws")]
             Target::Aws(_) => "aws-kms",
+            #[cfg(feature = "azure")]
+            Target::Azure(_) => "azure-keyvault",
             #[cfg(feature = "pkcs11")]
             Target::Pkcs11(_) => "pkcs11",
             _ => "local",
@@ -637,6 +728,10 @@ impl Config {
         if let Target::Aws(c) = &self.target {
             return Ok(Arc::new(hsm_aws::AwsKmsProvider::connect(c).await?));
         }
+        #[cfg(feature = "azure")]
+        if let Target::Azure(c) = &self.target {
+            return Ok(Arc::new(hsm_azure::AzureKeyVaultProvider::connect(c)?));
+        }
         #[cfg(feature = "local")]
         {
             use hsm_local::LocalProvider;
@@ -648,6 +743,10 @@ impl Config {
                 #[cfg(feature = "pkcs11")]
                 Target::Pkcs11(_) => {
                     Err(Error::config(HSM, "internal: pkcs11 configuration reached the local opener"))
+                }
+                #[cfg(feature = "azure")]
+                Target::Azure(_) => {
+                    Err(Error::config(HSM, "internal: azure-keyvault configuration reached the local opener"))
                 }
                 Target::Memory => Ok(Arc::new(LocalProvider::in_memory())),
                 Target::Local(path) => {

@@ -44,7 +44,7 @@
 //! |----------|---------|------------------------------------------------------|----------------|
 //! | `local`  | yes     | [`local`]: in-memory or encrypted keystore file       | available      |
 //! | `aws`    | no      | AWS KMS (`aws-kms://?region=…`), `aws` module        | available      |
-//! | `azure`  | no      | Azure Key Vault (`azure-keyvault://…`)               | reserved, not built yet |
+//! | `azure`  | no      | Azure Key Vault and Managed HSM (`azure-keyvault://HOST?…`), `azure` module | available |
 //! | `gcp`    | no      | Google Cloud KMS (`gcp-kms://…`)                     | reserved, not built yet |
 //! | `pkcs11` | no      | PKCS#11 HSMs (`pkcs11:token=…?module-path=…`), `pkcs11` module | available |
 //! | `full`   | no      | all of the above                                     |                |
@@ -68,6 +68,9 @@ pub use hsm_core::*;
 /// The AWS KMS provider (feature `aws`).
 #[cfg(feature = "aws")]
 pub use hsm_aws as aws;
+/// The Azure Key Vault and Managed HSM provider (feature `azure`).
+#[cfg(feature = "azure")]
+pub use hsm_azure as azure;
 /// The embedded local provider ([`local::LocalProvider`]): in-memory, or an encrypted
 /// keystore file.
 #[cfg(feature = "local")]

@@ -3,6 +3,7 @@
 mod harness;
 
 mod aws;
+mod azure;
 mod crypto;
 mod keys;
 mod pkcs11;

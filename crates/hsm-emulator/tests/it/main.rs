@@ -1,4 +1,5 @@
 //! Integration tests of hsm-emulator: one module per mode.
 
 mod aws;
+mod azure;
 mod server;
