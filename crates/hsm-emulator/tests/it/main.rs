@@ -1,3 +1,4 @@
 //! Integration tests of hsm-emulator: one module per mode.
 
+mod gcp;
 mod server;
