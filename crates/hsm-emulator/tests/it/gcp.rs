@@ -746,6 +746,43 @@ async fn malformed_requests_are_invalid_argument() {
     assert_eq!(out["verifiedPlaintextCrc32c"], true);
 }
 
+#[tokio::test]
+async fn hsm_keys_limit_plaintext_and_aad_together_and_rings_stay_in_their_location() {
+    let kms = Kms::start().await;
+    let ring = kms.ring("r").await;
+    let body = json!({"purpose": 1, "versionTemplate": {"protectionLevel": "HSM"}});
+    let k = kms.key(&ring, "hsm", body).await;
+    assert_eq!(k["versionTemplate"]["protectionLevel"], "HSM");
+    assert_eq!(k["primary"]["protectionLevel"], "HSM");
+    let key = format!("{ring}/cryptoKeys/hsm");
+    let ok = json!({"plaintext": b64(&[1u8; 4096]), "additionalAuthenticatedData": b64(&[2u8; 4096])});
+    let enc = kms.ok("POST", &format!("/v1/{key}:encrypt"), Some(ok)).await;
+    assert_eq!(enc["protectionLevel"], "HSM");
+    let over = json!({"plaintext": b64(&[1u8; 4096]), "additionalAuthenticatedData": b64(&[2u8; 4097])});
+    let msg = kms.err("POST", &format!("/v1/{key}:encrypt"), Some(over), 400, "INVALID_ARGUMENT").await;
+    assert!(msg.contains("8192"), "{msg}");
+    // A CRC may also arrive as a JSON number; out-of-range values are refused.
+    let num = json!({"plaintext": b64(b"x"), "plaintextCrc32c": crc32c::crc32c(b"x")});
+    assert_eq!(
+        kms.ok("POST", &format!("/v1/{key}:encrypt"), Some(num)).await["verifiedPlaintextCrc32c"],
+        true
+    );
+    let big = json!({"plaintext": b64(b"x"), "plaintextCrc32c": "4294967296"});
+    kms.err("POST", &format!("/v1/{key}:encrypt"), Some(big), 400, "INVALID_ARGUMENT").await;
+    // External protection levels need an EKM the emulator does not have.
+    let ext = json!({"purpose": 1, "versionTemplate": {"protectionLevel": "EXTERNAL"}});
+    kms.err("POST", &format!("/v1/{ring}/cryptoKeys?cryptoKeyId=ext"), Some(ext), 400, "INVALID_ARGUMENT")
+        .await;
+    // Rings are listed per location.
+    kms.ok("POST", "/v1/projects/p1/locations/global/keyRings?keyRingId=other", None).await;
+    let here = kms.ok("GET", &format!("/v1/{LOC}/keyRings"), None).await;
+    assert_eq!(here["totalSize"], 1);
+    let there = kms.ok("GET", "/v1/projects/p1/locations/global/keyRings", None).await;
+    assert_eq!(there["keyRings"][0]["name"], "projects/p1/locations/global/keyRings/other");
+    let none = kms.ok("GET", "/v1/projects/p2/locations/global/keyRings", None).await;
+    assert_eq!(none, json!({}), "an empty list is an empty object");
+}
+
 /// The official Python client (`google-cloud-kms`, REST transport) against the emulator.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn official_python_client() {
