@@ -296,8 +296,12 @@ struct Use {
     primary: Option<u32>,
 }
 
+/// Cloud KMS's answer for a version that is not ENABLED, with its PreconditionFailure detail
+/// (violation type `KEY_<STATE>`).
 fn not_enabled(name: &str, state: i32) -> Status {
-    precondition(format!("{name} is not enabled, current state is: {}.", enum_name(STATES, state)))
+    let state = enum_name(STATES, state);
+    precondition(format!("{name} is not enabled, current state is: {state}."))
+        .with_precondition_violation(&format!("KEY_{state}"), name)
 }
 
 fn wrong_purpose(key_name: &str, have: i32, want: &[i32]) -> Status {

@@ -52,18 +52,33 @@ impl Code {
 pub(crate) struct Status {
     pub(crate) code: Code,
     pub(crate) message: String,
+    /// `google.rpc` detail messages (`{"@type": …}`), as Google attaches them.
+    pub(crate) details: Vec<Value>,
 }
 
 impl Status {
     pub(crate) fn new(code: Code, message: impl Into<String>) -> Self {
-        Status { code, message: message.into() }
+        Status { code, message: message.into(), details: Vec::new() }
+    }
+
+    /// Adds a `google.rpc.PreconditionFailure` detail with one violation.
+    pub(crate) fn with_precondition_violation(mut self, kind: &str, subject: &str) -> Self {
+        self.details.push(serde_json::json!({
+            "@type": "type.googleapis.com/google.rpc.PreconditionFailure",
+            "violations": [{ "type": kind, "subject": subject }],
+        }));
+        self
     }
 
     /// The JSON error body.
     pub(crate) fn body(&self) -> Value {
-        serde_json::json!({
+        let mut e = serde_json::json!({
             "error": { "code": self.code.http(), "message": self.message, "status": self.code.name() }
-        })
+        });
+        if !self.details.is_empty() {
+            e["error"]["details"] = Value::Array(self.details.clone());
+        }
+        e
     }
 }
 

@@ -345,7 +345,11 @@ async fn encrypt_decrypt_checks_crcs_aad_states_and_rotation() {
     assert_eq!(d["state"], "DISABLED");
     let msg =
         kms.err("POST", &format!("/v1/{key}:decrypt"), Some(dec.clone()), 400, "FAILED_PRECONDITION").await;
-    assert!(msg.contains("DISABLED"), "{msg}");
+    assert_eq!(msg, format!("{v1} is not enabled, current state is: DISABLED."));
+    let (_, body) = kms.call("POST", &format!("/v1/{key}:decrypt"), Some(dec.clone())).await;
+    let detail = &body["error"]["details"][0];
+    assert_eq!(detail["@type"], "type.googleapis.com/google.rpc.PreconditionFailure");
+    assert_eq!(detail["violations"][0], json!({"type": "KEY_DISABLED", "subject": v1}));
     kms.err(
         "POST",
         &format!("/v1/{key}:updatePrimaryVersion"),

@@ -218,12 +218,14 @@ def main(url):
         "FAILED_PRECONDITION",
         "a disabled version refuses to decrypt",
     )
-    expect_error(
+    e = expect_error(
         lambda: client.encrypt(request={"name": v1, "plaintext": pt}),
         exceptions.BadRequest,
         "FAILED_PRECONDITION",
         "a disabled version refuses to encrypt",
     )
+    check(e.message.endswith(f": {v1} is not enabled, current state is: DISABLED."), f"message: {e.message}")
+    check(any("KEY_DISABLED" in str(d) for d in e.details), f"PreconditionFailure detail: {e.details}")
     before = time.time()
     destroyed = client.destroy_crypto_key_version(name=v1)
     check(destroyed.state == S.DESTROY_SCHEDULED, "destroy schedules")
