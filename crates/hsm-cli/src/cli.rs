@@ -25,8 +25,10 @@ HSM_PASSPHRASE if set, else under a random master key kept beside it (keystore.k
 Provider URLs: local:///abs/path/to/keystore, local:relative/path, memory: (a throw-away
 in-memory store), aws-kms://?region=R[&endpoint=URL][&profile=P] (AWS KMS; credentials from
 the standard AWS chain), pkcs11:token=LABEL?module-path=/path/to/module.so&pin-source=file:PATH
-(a PKCS#11 token, RFC 7512; pin-env=VAR reads the PIN from a variable). azure-keyvault:// and
-gcp-kms:// are reserved for the backends to come.
+(a PKCS#11 token, RFC 7512; pin-env=VAR reads the PIN from a variable),
+gcp-kms://projects/P/locations/L/keyRings/R[?endpoint=URL][&create_key_ring=true] (Google Cloud
+KMS; Application Default Credentials, anonymous for a loopback endpoint). azure-keyvault:// is
+reserved for the backend to come.
 
 Inputs (-i) and outputs (-o) default to stdin and stdout ('-' too). Data is binary; --base64
 armours what hsm produces (ciphertexts, signatures, wrapped keys, MAC tags) and accepts it

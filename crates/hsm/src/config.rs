@@ -33,7 +33,7 @@ const URL_FORMS: &str = "local:///abs/path/to/keystore, local:relative/path, mem
 /// | `local:relative/path`, `file:…`  | the same, relative to the working directory          |
 /// | `aws-kms://?region=…&endpoint=…` | AWS KMS (feature `aws`; see `hsm_aws::AwsConfig`)    |
 /// | `azure-keyvault://…`             | Azure Key Vault (backend not built yet)              |
-/// | `gcp-kms://…`                    | Google Cloud KMS (backend not built yet)             |
+/// | `gcp-kms://projects/P/locations/L/keyRings/R?endpoint=…` | Google Cloud KMS (feature `gcp`; see `hsm_gcp::GcpConfig`) |
 /// | `pkcs11:token=…?module-path=…`   | PKCS#11 token (feature `pkcs11`; see `hsm_pkcs11`)   |
 ///
 /// Paths in URLs are percent-decoded (`%20` for a space). The keystore passphrase never
@@ -64,6 +64,8 @@ enum Target {
     Pkcs11(hsm_pkcs11::Pkcs11Config),
     #[cfg(feature = "aws")]
     Aws(hsm_aws::AwsConfig),
+    #[cfg(feature = "gcp")]
+    Gcp(hsm_gcp::GcpConfig),
 }
 
 impl fmt::Debug for Config {
@@ -76,6 +78,8 @@ impl fmt::Debug for Config {
             Target::Pkcs11(c) => d.field("provider", &"pkcs11").field("pkcs11", c),
             #[cfg(feature = "aws")]
             Target::Aws(c) => d.field("provider", &"aws-kms").field("aws", c),
+            #[cfg(feature = "gcp")]
+            Target::Gcp(c) => d.field("provider", &"gcp-kms").field("gcp", c),
         };
         d.field("passphrase", &self.passphrase.as_ref().map(|_| "<redacted>")).finish()
     }
@@ -132,7 +136,11 @@ fn backend_missing(provider: &str) -> Error {
              pkcs11:token=NAME?module-path=/path/to/module.so&pin-source=file:/path/to/pin",
         );
     }
-    let message = if enabled && provider == "aws-kms" {
+    let message = if provider == "gcp-kms" && !enabled {
+        "the gcp-kms provider needs feature `gcp` of the hsm crate, which this build does not \
+         enable; enable it with `hsm = { features = [\"gcp\"] }`"
+            .to_owned()
+    } else if enabled && provider == "aws-kms" {
         "the aws-kms provider is configured by URL for now: set --provider or HSM_PROVIDER to \
          aws-kms://?region=us-east-1 (see hsm::aws::AwsConfig::from_url)"
             .to_owned()
@@ -208,8 +216,8 @@ struct FileConfig {
     _aws: Option<toml::Table>,
     #[serde(rename = "azure")]
     _azure: Option<toml::Table>,
-    #[serde(rename = "gcp")]
-    _gcp: Option<toml::Table>,
+    #[cfg_attr(not(feature = "gcp"), allow(dead_code))]
+    gcp: Option<toml::Table>,
     #[serde(rename = "pkcs11")]
     _pkcs11: Option<toml::Table>,
 }
@@ -232,6 +240,48 @@ fn toml_error(origin: &str, text: &str, e: &toml::de::Error) -> Error {
         .unwrap_or_default();
     let msg = e.message().trim().replace('\n', " ");
     Error::config(HSM, format!("{origin}{at}: {msg}"))
+}
+
+/// `provider = "gcp-kms"` with a `[gcp]` table: `project`, `location` and `key_ring`, plus
+/// any parameter of `hsm_gcp::GcpConfig::from_url` (`endpoint`, `credentials`,
+/// `create_key_ring`, `timeout`, ...) as a string, boolean or integer.
+#[cfg(feature = "gcp")]
+fn gcp_from_table(origin: &str, table: Option<toml::Table>) -> Result<Config> {
+    let Some(mut table) = table else {
+        return Err(Error::config(
+            HSM,
+            format!(
+                "{origin} says provider = \"gcp-kms\" but has no [gcp] table; add [gcp] with project, \
+                 location and key_ring"
+            ),
+        ));
+    };
+    let mut take = |field: &str| match table.remove(field) {
+        Some(toml::Value::String(s)) if !s.is_empty() => Ok(s),
+        _ => Err(Error::config(HSM, format!("{origin}: gcp.{field} is missing or not a non-empty string"))),
+    };
+    let (project, location, ring) = (take("project")?, take("location")?, take("key_ring")?);
+    let mut query = url::form_urlencoded::Serializer::new(String::new());
+    for (k, v) in &table {
+        let v = match v {
+            toml::Value::String(s) => s.clone(),
+            toml::Value::Boolean(b) => b.to_string(),
+            toml::Value::Integer(i) => i.to_string(),
+            _ => {
+                return Err(Error::config(
+                    HSM,
+                    format!("{origin}: gcp.{k} must be a string, boolean or integer"),
+                ));
+            }
+        };
+        query.append_pair(k, &v);
+    }
+    let url = format!("gcp-kms://projects/{project}/locations/{location}/keyRings/{ring}?{}", query.finish());
+    let gcp = hsm_gcp::GcpConfig::from_url(&url).map_err(|e| match e {
+        Error::Config { message, .. } => Error::config(HSM, format!("{origin}: {message}")),
+        e => e,
+    })?;
+    Ok(Config { target: Target::Gcp(gcp), passphrase: None })
 }
 
 impl Config {
@@ -349,6 +399,15 @@ impl Config {
             #[cfg(not(feature = "aws"))]
             "aws-kms" => Err(backend_missing("aws-kms")),
             "azure-keyvault" => Err(backend_missing("azure-keyvault")),
+            #[cfg(feature = "gcp")]
+            "gcp-kms" => {
+                let gcp = hsm_gcp::GcpConfig::from_url(url).map_err(|e| match e {
+                    Error::Config { message, .. } => Error::config(HSM, message),
+                    e => e,
+                })?;
+                Ok(Config { target: Target::Gcp(gcp), passphrase: None })
+            }
+            #[cfg(not(feature = "gcp"))]
             "gcp-kms" => Err(backend_missing("gcp-kms")),
             #[cfg(feature = "pkcs11")]
             "pkcs11" => {
@@ -380,8 +439,9 @@ impl Config {
     ///
     /// If `passphrase_env` is given, the variable must be set. If it is left out,
     /// `HSM_PASSPHRASE` is used when set, and otherwise the keystore uses its master-key
-    /// file. Tables `[aws]`, `[azure]`, `[gcp]` and `[pkcs11]` are accepted for the
-    /// backends to come.
+    /// file. With feature `gcp`, `provider = "gcp-kms"` reads a `[gcp]` table (`project`,
+    /// `location`, `key_ring`, and any `gcp-kms://` URL parameter such as `endpoint`).
+    /// Tables `[aws]`, `[azure]` and `[pkcs11]` are accepted for the backends to come.
     ///
     /// # Errors
     /// [`Error::Config`] naming the field: TOML syntax, unknown fields, a missing or
@@ -459,7 +519,11 @@ impl Config {
                 };
                 Ok(Config { target: Target::Local(path), passphrase })
             }
-            "aws-kms" | "azure-keyvault" | "gcp-kms" | "pkcs11" => Err(backend_missing(&provider)),
+            #[cfg(feature = "gcp")]
+            "gcp-kms" => gcp_from_table(origin, file.gcp),
+            #[cfg(not(feature = "gcp"))]
+            "gcp-kms" => Err(backend_missing(&provider)),
+            "aws-kms" | "azure-keyvault" | "pkcs11" => Err(backend_missing(&provider)),
             other => Err(Error::config(
                 HSM,
                 format!(
@@ -541,6 +605,8 @@ impl Config {
             Target::Aws(_) => "aws-kms",
             #[cfg(feature = "pkcs11")]
             Target::Pkcs11(_) => "pkcs11",
+            #[cfg(feature = "gcp")]
+            Target::Gcp(_) => "gcp-kms",
             _ => "local",
         }
     }
@@ -591,6 +657,10 @@ impl Config {
         if let Target::Aws(c) = &self.target {
             return Ok(Arc::new(hsm_aws::AwsKmsProvider::connect(c).await?));
         }
+        #[cfg(feature = "gcp")]
+        if let Target::Gcp(c) = &self.target {
+            return Ok(Arc::new(hsm_gcp::GcpKmsProvider::connect(c).await?));
+        }
         #[cfg(feature = "local")]
         {
             use hsm_local::LocalProvider;
@@ -602,6 +672,10 @@ impl Config {
                 #[cfg(feature = "pkcs11")]
                 Target::Pkcs11(_) => {
                     Err(Error::config(HSM, "internal: pkcs11 configuration reached the local opener"))
+                }
+                #[cfg(feature = "gcp")]
+                Target::Gcp(_) => {
+                    Err(Error::config(HSM, "internal: gcp-kms configuration reached the local opener"))
                 }
                 Target::Memory => Ok(Arc::new(LocalProvider::in_memory())),
                 Target::Local(path) => {

@@ -45,12 +45,12 @@
 //! | `local`  | yes     | [`local`]: in-memory or encrypted keystore file       | available      |
 //! | `aws`    | no      | AWS KMS (`aws-kms://?region=…`), `aws` module        | available      |
 //! | `azure`  | no      | Azure Key Vault (`azure-keyvault://…`)               | reserved, not built yet |
-//! | `gcp`    | no      | Google Cloud KMS (`gcp-kms://…`)                     | reserved, not built yet |
+//! | `gcp`    | no      | Google Cloud KMS (`gcp-kms://projects/P/locations/L/keyRings/R`), `gcp` module | available |
 //! | `pkcs11` | no      | PKCS#11 HSMs (`pkcs11:token=…?module-path=…`), `pkcs11` module | available |
 //! | `full`   | no      | all of the above                                     |                |
 //!
 //! Features are additive. Enabling a reserved feature today changes nothing except the
-//! error [`Config`] gives for its URL scheme ("the gcp-kms backend is not built yet"
+//! error [`Config`] gives for its URL scheme ("the azure-keyvault backend is not built yet"
 //! instead of "needs feature `aws`").
 //!
 //! ## Data of any size
@@ -68,6 +68,9 @@ pub use hsm_core::*;
 /// The AWS KMS provider (feature `aws`).
 #[cfg(feature = "aws")]
 pub use hsm_aws as aws;
+/// The Google Cloud KMS provider (feature `gcp`).
+#[cfg(feature = "gcp")]
+pub use hsm_gcp as gcp;
 /// The embedded local provider ([`local::LocalProvider`]): in-memory, or an encrypted
 /// keystore file.
 #[cfg(feature = "local")]

@@ -4,6 +4,7 @@ mod harness;
 
 mod aws;
 mod crypto;
+mod gcp;
 mod keys;
 mod pkcs11;
 mod providers;
