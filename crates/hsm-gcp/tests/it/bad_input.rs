@@ -79,6 +79,7 @@ async fn an_endpoint_nobody_listens_on_is_unavailable_quickly() {
     let start = Instant::now();
     let err = p.get_key(&KeyRef::new("k")).await.unwrap_err();
     assert!(matches!(err, Error::Unavailable { .. }), "{err:?}");
+    eprintln!("three attempts against a closed port failed in {:?}", start.elapsed());
     assert!(start.elapsed() < Duration::from_secs(10), "took {:?}", start.elapsed());
 }
 

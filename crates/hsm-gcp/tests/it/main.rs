@@ -5,4 +5,5 @@ mod bad_input;
 mod integrity;
 mod lifecycle;
 mod operations;
+mod python;
 mod support;
