@@ -28,8 +28,9 @@ the standard AWS chain), pkcs11:token=LABEL?module-path=/path/to/module.so&pin-s
 (a PKCS#11 token, RFC 7512; pin-env=VAR reads the PIN from a variable),
 azure-keyvault://NAME.vault.azure.net or NAME.managedhsm.azure.net (Azure Key Vault / Managed
 HSM; credentials from the standard Azure chain, or credential=token with HSM_AZURE_ACCESS_TOKEN;
-an emulator: azure-keyvault://127.0.0.1:PORT?ca=/path/ca.pem[&kind=managed-hsm]). gcp-kms:// is
-reserved for the backend to come.
+an emulator: azure-keyvault://127.0.0.1:PORT?ca=/path/ca.pem[&kind=managed-hsm]).
+gcp-kms://projects/P/locations/L/keyRings/R[?endpoint=URL][&create_key_ring=true] (Google Cloud
+KMS; Application Default Credentials, anonymous for a loopback endpoint).
 
 Inputs (-i) and outputs (-o) default to stdin and stdout ('-' too). Data is binary; --base64
 armours what hsm produces (ciphertexts, signatures, wrapped keys, MAC tags) and accepts it

@@ -33,7 +33,7 @@ const URL_FORMS: &str = "local:///abs/path/to/keystore, local:relative/path, mem
 /// | `local:relative/path`, `file:…`  | the same, relative to the working directory          |
 /// | `aws-kms://?region=…&endpoint=…` | AWS KMS (feature `aws`; see `hsm_aws::AwsConfig`)    |
 /// | `azure-keyvault://HOST[:PORT]?…` | Azure Key Vault / Managed HSM (feature `azure`; see `hsm_azure::AzureConfig::from_url`) |
-/// | `gcp-kms://…`                    | Google Cloud KMS (backend not built yet)             |
+/// | `gcp-kms://projects/P/locations/L/keyRings/R?endpoint=…` | Google Cloud KMS (feature `gcp`; see `hsm_gcp::GcpConfig`) |
 /// | `pkcs11:token=…?module-path=…`   | PKCS#11 token (feature `pkcs11`; see `hsm_pkcs11`)   |
 ///
 /// Paths in URLs are percent-decoded (`%20` for a space). The keystore passphrase never
@@ -66,6 +66,8 @@ enum Target {
     Aws(hsm_aws::AwsConfig),
     #[cfg(feature = "azure")]
     Azure(hsm_azure::AzureConfig),
+    #[cfg(feature = "gcp")]
+    Gcp(hsm_gcp::GcpConfig),
 }
 
 impl fmt::Debug for Config {
@@ -80,6 +82,8 @@ impl fmt::Debug for Config {
             Target::Aws(c) => d.field("provider", &"aws-kms").field("aws", c),
             #[cfg(feature = "azure")]
             Target::Azure(c) => d.field("provider", &"azure-keyvault").field("azure", c),
+            #[cfg(feature = "gcp")]
+            Target::Gcp(c) => d.field("provider", &"gcp-kms").field("gcp", c),
         };
         d.field("passphrase", &self.passphrase.as_ref().map(|_| "<redacted>")).finish()
     }
@@ -136,18 +140,10 @@ fn backend_missing(provider: &str) -> Error {
              pkcs11:token=NAME?module-path=/path/to/module.so&pin-source=file:/path/to/pin",
         );
     }
-    let message = if enabled {
-        format!(
-            "the {provider} backend is not built yet (feature `{feature}` is reserved for it); \
-             use the local provider (local:///path/to/keystore or memory:) meanwhile"
-        )
-    } else {
-        format!(
-            "the {provider} provider needs feature `{feature}` of the hsm crate, which this build \
-             does not enable (and the {provider} backend is not built yet); use the local provider \
-             (local:///path/to/keystore or memory:) meanwhile"
-        )
-    };
+    let message = format!(
+        "the {provider} provider needs feature `{feature}` of the hsm crate, which this build does \
+         not enable; enable it with `hsm = {{ features = [\"{feature}\"] }}` (the CLI has every backend)"
+    );
     Error::config(HSM, message)
 }
 
@@ -253,11 +249,13 @@ struct FileConfig {
     local: Option<LocalSection>,
     /// `provider = "aws-kms"`: the parameters of an `aws-kms://` URL.
     aws: Option<toml::Table>,
-    // Reserved for the backends to come; accepted so files can be written ahead of time.
-    #[serde(rename = "azure")]
-    _azure: Option<toml::Table>,
-    #[serde(rename = "gcp")]
-    _gcp: Option<toml::Table>,
+    /// `provider = "azure-keyvault"`: `url` and the parameters of an `azure-keyvault://` URL.
+    #[cfg_attr(not(feature = "azure"), allow(dead_code))]
+    azure: Option<toml::Table>,
+    /// `provider = "gcp-kms"`: project, location, key ring and the `gcp-kms://` parameters.
+    #[cfg_attr(not(feature = "gcp"), allow(dead_code))]
+    gcp: Option<toml::Table>,
+    // Reserved for the form to come; accepted so files can be written ahead of time.
     #[serde(rename = "pkcs11")]
     _pkcs11: Option<toml::Table>,
 }
@@ -310,6 +308,48 @@ fn toml_error(origin: &str, text: &str, e: &toml::de::Error) -> Error {
         .unwrap_or_default();
     let msg = e.message().trim().replace('\n', " ");
     Error::config(HSM, format!("{origin}{at}: {msg}"))
+}
+
+/// `provider = "gcp-kms"` with a `[gcp]` table: `project`, `location` and `key_ring`, plus
+/// any parameter of `hsm_gcp::GcpConfig::from_url` (`endpoint`, `credentials`,
+/// `create_key_ring`, `timeout`, ...) as a string, boolean or integer.
+#[cfg(feature = "gcp")]
+fn gcp_from_table(origin: &str, table: Option<toml::Table>) -> Result<Config> {
+    let Some(mut table) = table else {
+        return Err(Error::config(
+            HSM,
+            format!(
+                "{origin} says provider = \"gcp-kms\" but has no [gcp] table; add [gcp] with project, \
+                 location and key_ring"
+            ),
+        ));
+    };
+    let mut take = |field: &str| match table.remove(field) {
+        Some(toml::Value::String(s)) if !s.is_empty() => Ok(s),
+        _ => Err(Error::config(HSM, format!("{origin}: gcp.{field} is missing or not a non-empty string"))),
+    };
+    let (project, location, ring) = (take("project")?, take("location")?, take("key_ring")?);
+    let mut query = url::form_urlencoded::Serializer::new(String::new());
+    for (k, v) in &table {
+        let v = match v {
+            toml::Value::String(s) => s.clone(),
+            toml::Value::Boolean(b) => b.to_string(),
+            toml::Value::Integer(i) => i.to_string(),
+            _ => {
+                return Err(Error::config(
+                    HSM,
+                    format!("{origin}: gcp.{k} must be a string, boolean or integer"),
+                ));
+            }
+        };
+        query.append_pair(k, &v);
+    }
+    let url = format!("gcp-kms://projects/{project}/locations/{location}/keyRings/{ring}?{}", query.finish());
+    let gcp = hsm_gcp::GcpConfig::from_url(&url).map_err(|e| match e {
+        Error::Config { message, .. } => Error::config(HSM, format!("{origin}: {message}")),
+        e => e,
+    })?;
+    Ok(Config { target: Target::Gcp(gcp), passphrase: None })
 }
 
 impl Config {
@@ -436,6 +476,15 @@ impl Config {
             }
             #[cfg(not(feature = "azure"))]
             "azure-keyvault" => Err(backend_missing("azure-keyvault")),
+            #[cfg(feature = "gcp")]
+            "gcp-kms" => {
+                let gcp = hsm_gcp::GcpConfig::from_url(url).map_err(|e| match e {
+                    Error::Config { message, .. } => Error::config(HSM, message),
+                    e => e,
+                })?;
+                Ok(Config { target: Target::Gcp(gcp), passphrase: None })
+            }
+            #[cfg(not(feature = "gcp"))]
             "gcp-kms" => Err(backend_missing("gcp-kms")),
             #[cfg(feature = "pkcs11")]
             "pkcs11" => {
@@ -495,7 +544,10 @@ impl Config {
     /// # retention_days
     /// ```
     ///
-    /// Tables `[gcp]` and `[pkcs11]` are accepted for the backends to come.
+    /// With feature `gcp`, `provider = "gcp-kms"` reads a `[gcp]` table (`project`,
+    /// `location`, `key_ring`, and any `gcp-kms://` URL parameter such as `endpoint`).
+    ///
+    /// A `[pkcs11]` table is accepted for the form to come.
     ///
     /// # Errors
     /// [`Error::Config`] naming the field: TOML syntax, unknown fields, a missing or
@@ -578,10 +630,10 @@ impl Config {
                 Self::from_url(&format!("aws-kms://?{query}"))
                     .map_err(|e| Error::config(HSM, format!("{origin}, [aws]: {}", config_message(e))))
             }
-            "gcp-kms" | "pkcs11" => Err(backend_missing(&provider)),
+            "pkcs11" => Err(backend_missing(&provider)),
             #[cfg(feature = "azure")]
             "azure-keyvault" => {
-                let Some(table) = file._azure else {
+                let Some(table) = file.azure else {
                     return Err(Error::config(
                         HSM,
                         format!(
@@ -595,6 +647,10 @@ impl Config {
             }
             #[cfg(not(feature = "azure"))]
             "azure-keyvault" => Err(backend_missing(&provider)),
+            #[cfg(feature = "gcp")]
+            "gcp-kms" => gcp_from_table(origin, file.gcp),
+            #[cfg(not(feature = "gcp"))]
+            "gcp-kms" => Err(backend_missing(&provider)),
             other => Err(Error::config(
                 HSM,
                 format!(
@@ -678,6 +734,8 @@ impl Config {
             Target::Azure(_) => "azure-keyvault",
             #[cfg(feature = "pkcs11")]
             Target::Pkcs11(_) => "pkcs11",
+            #[cfg(feature = "gcp")]
+            Target::Gcp(_) => "gcp-kms",
             _ => "local",
         }
     }
@@ -732,6 +790,10 @@ impl Config {
         if let Target::Azure(c) = &self.target {
             return Ok(Arc::new(hsm_azure::AzureKeyVaultProvider::connect(c)?));
         }
+        #[cfg(feature = "gcp")]
+        if let Target::Gcp(c) = &self.target {
+            return Ok(Arc::new(hsm_gcp::GcpKmsProvider::connect(c).await?));
+        }
         #[cfg(feature = "local")]
         {
             use hsm_local::LocalProvider;
@@ -747,6 +809,10 @@ impl Config {
                 #[cfg(feature = "azure")]
                 Target::Azure(_) => {
                     Err(Error::config(HSM, "internal: azure-keyvault configuration reached the local opener"))
+                }
+                #[cfg(feature = "gcp")]
+                Target::Gcp(_) => {
+                    Err(Error::config(HSM, "internal: gcp-kms configuration reached the local opener"))
                 }
                 Target::Memory => Ok(Arc::new(LocalProvider::in_memory())),
                 Target::Local(path) => {

@@ -45,13 +45,12 @@
 //! | `local`  | yes     | [`local`]: in-memory or encrypted keystore file       | available      |
 //! | `aws`    | no      | AWS KMS (`aws-kms://?region=…`), `aws` module        | available      |
 //! | `azure`  | no      | Azure Key Vault and Managed HSM (`azure-keyvault://HOST?…`), `azure` module | available |
-//! | `gcp`    | no      | Google Cloud KMS (`gcp-kms://…`)                     | reserved, not built yet |
+//! | `gcp`    | no      | Google Cloud KMS (`gcp-kms://projects/P/locations/L/keyRings/R`), `gcp` module | available |
 //! | `pkcs11` | no      | PKCS#11 HSMs (`pkcs11:token=…?module-path=…`), `pkcs11` module | available |
 //! | `full`   | no      | all of the above                                     |                |
 //!
-//! Features are additive. Enabling a reserved feature today changes nothing except the
-//! error [`Config`] gives for its URL scheme ("the gcp-kms backend is not built yet"
-//! instead of "needs feature `aws`").
+//! Features are additive. A URL or TOML file naming a backend this build leaves out is a
+//! [`Error::Config`] naming the feature to enable.
 //!
 //! ## Data of any size
 //!
@@ -71,6 +70,9 @@ pub use hsm_aws as aws;
 /// The Azure Key Vault and Managed HSM provider (feature `azure`).
 #[cfg(feature = "azure")]
 pub use hsm_azure as azure;
+/// The Google Cloud KMS provider (feature `gcp`).
+#[cfg(feature = "gcp")]
+pub use hsm_gcp as gcp;
 /// The embedded local provider ([`local::LocalProvider`]): in-memory, or an encrypted
 /// keystore file.
 #[cfg(feature = "local")]

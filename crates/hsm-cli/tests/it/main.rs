@@ -5,6 +5,7 @@ mod harness;
 mod aws;
 mod azure;
 mod crypto;
+mod gcp;
 mod keys;
 mod pkcs11;
 mod providers;

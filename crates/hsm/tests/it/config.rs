@@ -143,17 +143,22 @@ fn azure_keyvault_urls_select_azure_or_name_the_feature() {
 }
 
 #[test]
-fn cloud_schemes_are_recognised_and_name_what_is_missing() {
-    let cases = [("gcp-kms://projects/p/locations/l/keyRings/r", "gcp-kms", "gcp", cfg!(feature = "gcp"))];
-    for (url, backend, feature, enabled) in cases {
-        let msg = config_error(Config::from_url(url));
-        assert!(msg.contains(&format!("the {backend}")), "{msg}");
-        assert!(msg.contains("not built yet"), "{msg}");
-        if enabled {
-            assert!(!msg.contains("needs feature"), "{msg}");
-        } else {
-            assert!(msg.contains(&format!("needs feature `{feature}`")), "{msg}");
+fn gcp_kms_urls_and_tables_select_google_cloud_kms_or_name_the_feature() {
+    let url = "gcp-kms://projects/p/locations/global/keyRings/r?endpoint=http://127.0.0.1:8085";
+    let toml = "provider = \"gcp-kms\"\n[gcp]\nproject = \"p\"\nlocation = \"global\"\nkey_ring = \"r\"\n\
+                endpoint = \"http://127.0.0.1:8085\"\ncreate_key_ring = true\n";
+    if cfg!(feature = "gcp") {
+        for cfg in [Config::from_url(url).unwrap(), Config::from_toml(toml).unwrap()] {
+            assert_eq!(cfg.provider_name(), "gcp-kms");
+            assert!(format!("{cfg:?}").contains("keyRings") || format!("{cfg:?}").contains("key_ring"));
         }
+        let msg = config_error(Config::from_url("gcp-kms://projects/p/locations/global"));
+        assert!(msg.contains("does not name a key ring"), "{msg}");
+        let msg = config_error(Config::from_toml("provider = \"gcp-kms\"\n[gcp]\nproject = \"p\"\n"));
+        assert!(msg.contains("gcp.location"), "{msg}");
+    } else {
+        assert!(config_error(Config::from_url(url)).contains("needs feature `gcp`"));
+        assert!(config_error(Config::from_toml(toml)).contains("needs feature `gcp`"));
     }
 }
 
