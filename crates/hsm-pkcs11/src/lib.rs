@@ -115,6 +115,7 @@ mod capabilities;
 mod config;
 mod der;
 mod error;
+mod foreign;
 mod meta;
 mod provider;
 mod session;
