@@ -311,7 +311,12 @@ fn main() -> ExitCode {
     if !tool {
         eprintln!("skipped: the interop tests: OpenSC's pkcs11-tool is missing (apt-get install opensc)");
     }
+    // The module is finalized when its last provider is dropped, which closes every
+    // session of the process, including the raw ones tests open as "another
+    // application": one provider lives for the whole run so that never happens mid-test.
+    let keeper = connect("main");
     let conclusion = libtest_mimic::run(&args, trials);
+    drop(keeper);
     drop(hsm);
     conclusion.exit_code()
 }

@@ -23,7 +23,21 @@ fn unhex(s: &str) -> Vec<u8> {
 /// Creates a wrap-only AES key object with value `kek`, labelled `name`, id `01`.
 fn import_kek(name: &str, kek: &[u8]) -> Result<(), Failed> {
     let s = raw_session(TOKEN);
-    s.create_object(&[
+    // SoftHSM 2.6 sometimes fails a token object creation that races with another
+    // thread's search (the provider serializes its own; this raw session cannot): retry.
+    let mut attempt = 0;
+    while let Err(e) = s.create_object(&template(name, kek)) {
+        attempt += 1;
+        if attempt == 5 {
+            return Err(format!("importing {name}: {e}").into());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20 * attempt));
+    }
+    Ok(())
+}
+
+fn template(name: &str, kek: &[u8]) -> Vec<Attribute> {
+    vec![
         Attribute::Class(ObjectClass::SECRET_KEY),
         Attribute::KeyType(KeyType::AES),
         Attribute::Token(true),
@@ -37,8 +51,7 @@ fn import_kek(name: &str, kek: &[u8]) -> Result<(), Failed> {
         Attribute::Decrypt(false),
         Attribute::Wrap(true),
         Attribute::Unwrap(true),
-    ])?;
-    Ok(())
+    ]
 }
 
 /// OpenSSL's wrapping of `data` under `kek`; `None` when openssl cannot be run.
