@@ -43,10 +43,12 @@ fn prompt(text: &str) -> Result<hsm::Zeroizing<String>, Failure> {
     let mut quiet = saved.clone();
     quiet.local_modes.remove(LocalModes::ECHO);
     quiet.local_modes.insert(LocalModes::ECHONL);
-    tty.write_all(text.as_bytes())
-        .and_then(|()| tty.flush())
-        .map_err(|e| io("cannot write the prompt", e))?;
+    // Echo off before the prompt shows, so nothing typed after it is ever echoed.
     tcsetattr(&tty, OptionalActions::Flush, &quiet).map_err(|e| io("cannot turn off echo", e.into()))?;
+    if let Err(e) = tty.write_all(text.as_bytes()).and_then(|()| tty.flush()) {
+        let _ = tcsetattr(&tty, OptionalActions::Now, &saved);
+        return Err(io("cannot write the prompt", e));
+    }
     // Byte by byte, so no buffer holds the PIN outside the zeroized one.
     let mut pin = hsm::Zeroizing::new(Vec::with_capacity(64));
     let mut byte = hsm::Zeroizing::new([0u8; 1]);

@@ -164,3 +164,76 @@ fn sha256(data: &[u8]) -> Vec<u8> {
     assert!(out.status.success() && out.stdout.len() == 32, "openssl dgst");
     out.stdout
 }
+
+/// On a terminal (a pseudo-terminal from util-linux `script`), with no PIN source and no
+/// HSM_PKCS11_PIN, the CLI prompts, reads the PIN without echoing it, and connects.
+#[test]
+fn pin_prompt_on_a_terminal_without_echo() {
+    use std::io::{Read as _, Write as _};
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    if !have(SoftHsm::available(), "SoftHSM2 (apt-get install softhsm2)")
+        || !have(Command::new("script").arg("--version").output().is_ok(), "script (util-linux)")
+    {
+        return;
+    }
+    let token = SoftHsm::new().unwrap();
+    token.init_token("tty", "12345678", "1234").unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let cmd = format!(
+        "{} --provider 'pkcs11:token=tty?module-path={MODULE}' key create typed --spec aes-128",
+        env!("CARGO_BIN_EXE_hsm")
+    );
+    let mut child = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .env("SOFTHSM2_CONF", token.conf())
+        .env("HSM_HOME", home.path())
+        .env_remove("HSM_PKCS11_PIN")
+        .env_remove("HSM_PROVIDER")
+        .env_remove("HSM_CONFIG")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run script");
+    let mut stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 256];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut sent = false;
+    loop {
+        match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(chunk) => seen.extend(chunk),
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                let _ = child.kill();
+                panic!("no progress; output so far: {}", String::from_utf8_lossy(&seen));
+            }
+        }
+        if !sent && String::from_utf8_lossy(&seen).contains("PIN for the PKCS#11 token label 'tty'") {
+            // Echo is off once the prompt is out (it is turned off before the prompt).
+            stdin.write_all(b"1234\n").unwrap();
+            sent = true;
+        }
+    }
+    drop(stdin);
+    let status = child.wait().unwrap();
+    reader.join().unwrap();
+    let text = String::from_utf8_lossy(&seen);
+    assert!(sent, "no prompt: {text}");
+    assert!(status.success(), "hsm on a terminal failed: {text}");
+    assert!(!text.contains("1234"), "the PIN was echoed: {text:?}");
+    let hsm = Hsm::new().env("SOFTHSM2_CONF", token.conf().to_str().unwrap());
+    let url = format!("pkcs11:token=tty?module-path={MODULE}&pin-value=1234");
+    let r = hsm.ok(&["--provider", &url, "key", "list"], b"");
+    assert!(r.stdout_text().contains("typed"), "{}", r.stdout_text());
+}
