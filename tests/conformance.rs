@@ -202,6 +202,12 @@ fn gcp_entry(
 /// so it must run before any other thread starts.
 fn softhsm_token() -> Result<Option<(SoftHsm, Pkcs11Config)>, String> {
     if !SoftHsm::available() {
+        // HSM_REQUIRE_SERVERS (set by `cargo xtask ci`): fail rather than skip.
+        if std::env::var_os("HSM_REQUIRE_SERVERS").is_some_and(|v| !v.is_empty()) {
+            return Err("SoftHSM2 is not installed (apt-get install softhsm2; .ci/run installs it), \
+                        and HSM_REQUIRE_SERVERS is set"
+                .into());
+        }
         eprintln!(
             "\n*** hsm-tests: SoftHSM2 is not installed: the pkcs11 conformance entry is SKIPPED \
              (apt-get install softhsm2; .ci/run installs it) ***\n"

@@ -128,6 +128,8 @@ async fn connect(provider: Option<&str>, config: Option<&Path>) -> Result<Client
         let home = hsm_home()?;
         Config::local(home.join("keystore")).with_passphrase_from_env(hsm::ENV_PASSPHRASE)?
     };
+    let mut config = config;
+    crate::pin::supply(&mut config)?;
     Ok(Client::connect(config).await?)
 }
 

@@ -61,6 +61,7 @@ mod cli;
 mod commands;
 mod failure;
 mod io;
+mod pin;
 
 use std::process::ExitCode;
 

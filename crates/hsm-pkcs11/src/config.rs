@@ -7,6 +7,10 @@ use hsm_core::{Error, Result, Zeroizing};
 
 use crate::PROVIDER;
 
+/// The environment variable holding the user PIN when the configuration names no PIN
+/// source (a `pkcs11:` URI without `pin-source=`, `pin-env=` or `pin-value=`).
+pub const PIN_ENV: &str = "HSM_PKCS11_PIN";
+
 /// How the token is chosen among the module's slots.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -60,6 +64,17 @@ impl PinSource {
     pub fn read(&self) -> Result<Zeroizing<String>> {
         let pin = match self {
             PinSource::Value(v) => v.clone(),
+            PinSource::Env(var) if var == PIN_ENV => Zeroizing::new(std::env::var(var).map_err(|_| {
+                Error::config(
+                    PROVIDER,
+                    format!(
+                        "no user PIN for the token: the configuration names no PIN source and {PIN_ENV} \
+                         is not set; set {PIN_ENV}, or add pin-source=file:/path/to/pin (or \
+                         pin-env=VAR) to the pkcs11: URI (pin_file/pin_env in a [pkcs11] table); the \
+                         hsm CLI also prompts for it when run on a terminal"
+                    ),
+                )
+            })?),
             PinSource::Env(var) => Zeroizing::new(std::env::var(var).map_err(|_| {
                 Error::config(PROVIDER, format!("the PIN variable {var} is not set (or not UTF-8); set it"))
             })?),
@@ -113,9 +128,10 @@ impl Pkcs11Config {
     /// `pkcs11:token=NAME?module-path=/path/to/module.so&pin-source=file:/path`.
     ///
     /// Path attributes: `token` (label), `serial`, `slot-id` (one of them). Query
-    /// attributes: `module-path` (required), and one of `pin-source=file:/path` (or a bare
-    /// path), `pin-value=PIN` (tests only: the PIN is then in the URI) or `pin-env=VAR`
-    /// (an extension of this crate). Values are percent-decoded. Unknown path attributes
+    /// attributes: `module-path` (required), and at most one of `pin-source=file:/path` (or
+    /// a bare path), `pin-value=PIN` (tests only: the PIN is then in the URI) or
+    /// `pin-env=VAR` (an extension of this crate); with none, the PIN comes from
+    /// [`PIN_ENV`] (`HSM_PKCS11_PIN`). Values are percent-decoded. Unknown path attributes
     /// (`manufacturer`, `model`, `object`, …) are refused rather than silently ignored.
     ///
     /// # Errors
@@ -179,9 +195,7 @@ impl Pkcs11Config {
         })?;
         let token =
             token.ok_or_else(|| bad("no token given; add token=LABEL (or serial=, slot-id=)".into()))?;
-        let pin = pin.ok_or_else(|| {
-            bad("no PIN source; add &pin-source=file:/path/to/pin (or pin-env=VAR, or pin-value= for tests)".into())
-        })?;
+        let pin = pin.unwrap_or_else(|| PinSource::Env(PIN_ENV.to_owned()));
         Ok(Pkcs11Config { module, token, pin })
     }
 }
@@ -216,10 +230,11 @@ mod tests {
         assert!(matches!(c.pin, PinSource::File(ref p) if p == &PathBuf::from("/p")));
         let c = Pkcs11Config::from_uri("pkcs11:slot-id=7?module-path=/m.so&pin-env=PIN").unwrap();
         assert_eq!(c.token, TokenSelector::Slot(7));
+        let c = Pkcs11Config::from_uri("pkcs11:token=a?module-path=/m.so").unwrap();
+        assert_eq!(c.pin, PinSource::Env(PIN_ENV.into()));
         for bad in [
             "pkcs11:",
             "pkcs11:token=a",
-            "pkcs11:token=a?module-path=/m.so",
             "pkcs11:token=a;serial=b?module-path=/m.so&pin-value=1",
             "pkcs11:object=x?module-path=/m.so&pin-value=1",
             "pkcs11:token=a?module-path=/m.so&pin-value=1&pin-env=X",
@@ -227,6 +242,17 @@ mod tests {
             "file:/x",
         ] {
             assert!(matches!(Pkcs11Config::from_uri(bad), Err(Error::Config { .. })), "{bad}");
+        }
+    }
+
+    #[test]
+    fn no_pin_source_names_every_way_to_give_one() {
+        if std::env::var_os(PIN_ENV).is_some() {
+            return;
+        }
+        let e = PinSource::Env(PIN_ENV.into()).read().unwrap_err().to_string();
+        for needle in [PIN_ENV, "pin-source=file:", "pin-env=", "pin_file", "prompts"] {
+            assert!(e.contains(needle), "{needle} in {e}");
         }
     }
 

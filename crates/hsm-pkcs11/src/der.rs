@@ -16,6 +16,17 @@ pub(crate) fn ec_params(spec: KeySpec) -> Option<&'static [u8]> {
     })
 }
 
+/// The spec of `CKA_EC_PARAMS` (a curve OID, or the printable string `edwards25519`).
+pub(crate) fn spec_of_ec_params(params: &[u8]) -> Option<KeySpec> {
+    const EDWARDS25519: &[u8] = b"\x13\x0cedwards25519";
+    if params == EDWARDS25519 {
+        return Some(KeySpec::Ed25519);
+    }
+    [KeySpec::EcP256, KeySpec::EcP384, KeySpec::EcP521, KeySpec::EcSecp256k1, KeySpec::Ed25519]
+        .into_iter()
+        .find(|s| ec_params(*s) == Some(params))
+}
+
 const OID_RSA: &[u8] = &[0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
 const OID_EC: &[u8] = &[0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
 
@@ -154,6 +165,15 @@ mod tests {
         assert_eq!(der[0], 0x30);
         assert_eq!(ecdsa_from_der(&der, 32).unwrap(), raw);
         assert!(ecdsa_from_der(&der[..der.len() - 1], 32).is_none());
+    }
+
+    #[test]
+    fn curve_params_name_their_spec() {
+        for spec in [KeySpec::EcP256, KeySpec::EcP521, KeySpec::EcSecp256k1, KeySpec::Ed25519] {
+            assert_eq!(spec_of_ec_params(ec_params(spec).unwrap()), Some(spec));
+        }
+        assert_eq!(spec_of_ec_params(b"\x13\x0cedwards25519"), Some(KeySpec::Ed25519));
+        assert_eq!(spec_of_ec_params(&[0x06, 0x01, 0x00]), None);
     }
 
     #[test]

@@ -33,6 +33,10 @@ pub(crate) struct Meta {
     pub(crate) versions: Vec<u32>,
     /// The version new operations use.
     pub(crate) current: u32,
+    /// Key objects are created with `CKA_EXTRACTABLE` (wrappable by other keys); absent
+    /// (false) for most keys.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) extractable: bool,
 }
 
 pub(crate) fn unix(t: SystemTime) -> u64 {
@@ -62,6 +66,7 @@ impl Meta {
             deletion: None,
             versions: vec![1],
             current: 1,
+            extractable: false,
         }
     }
 
@@ -101,6 +106,10 @@ mod tests {
             json,
             r#"{"format":1,"seq":0,"spec":"aes-256","usage":"wrap","state":"enabled","description":"d","tags":{},"created":1700000000,"deletion":null,"versions":[1],"current":1}"#
         );
+        assert_eq!(serde_json::from_str::<Meta>(&json).unwrap(), m);
+        m.extractable = true;
+        let json = serde_json::to_string(&m).unwrap();
+        assert!(json.ends_with(r#""current":1,"extractable":true}"#), "{json}");
         assert_eq!(serde_json::from_str::<Meta>(&json).unwrap(), m);
         assert_eq!(object_id("k", 3), b"k#3");
     }

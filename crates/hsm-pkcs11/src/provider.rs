@@ -23,6 +23,7 @@ use crate::PROVIDER;
 use crate::capabilities::{self, MAX_PAGE_SIZE};
 use crate::config::Pkcs11Config;
 use crate::der;
+use crate::foreign;
 use crate::meta::{APPLICATION, Meta, object_id, unix};
 use crate::session::{Ctx as _, Module, Op, Pool, Tok};
 
@@ -182,18 +183,122 @@ fn version_of(meta: &Meta, name: &str, v: Option<&str>) -> Result<u32> {
     }
 }
 
-/// The key object of class `class` for version `v` of `name`.
-fn key_object(s: &Tok<'_>, name: &str, v: u32, class: ObjectClass) -> OpResult<ObjectHandle> {
+/// Where the key objects of one version of a key are.
+#[derive(Clone)]
+struct Target {
+    name: String,
+    /// `CKA_LABEL` (the name, for hsm's keys).
+    label: Vec<u8>,
+    /// `CKA_ID` (`<name>#<v>`, for hsm's keys).
+    id: Vec<u8>,
+    version: String,
+}
+
+/// A key reference resolved on the token.
+struct Resolved {
+    info: KeyInfo,
+    /// `None` for a key made by another tool.
+    meta: Option<Meta>,
+    target: Target,
+    /// For a key made by another tool: the usages its object permits (empty for hsm's).
+    permits: Vec<KeyUsage>,
+}
+
+impl Resolved {
+    /// The key as the checks for an operation of `usage` see it: a key made by another
+    /// tool may be used for anything its object permits, whatever usage it is listed with.
+    fn for_usage(self, usage: KeyUsage) -> (KeyInfo, Target) {
+        let mut info = self.info;
+        if self.permits.contains(&usage) {
+            info.usage = usage;
+        }
+        (info, self.target)
+    }
+}
+
+/// Resolves `name` (and `version`): hsm's metadata first, then keys made by other tools.
+fn resolve_in(s: &Tok<'_>, token: &str, name: &str, version: Option<&str>) -> OpResult<Resolved> {
+    if let Some((_, meta)) = find_meta(s, name)? {
+        if meta.expired(SystemTime::now()) {
+            purge(s, name, &meta)?;
+            return Err(not_found(name, None).into());
+        }
+        let v = version_of(&meta, name, version)?;
+        let target = Target {
+            name: name.to_owned(),
+            label: name.as_bytes().to_vec(),
+            id: object_id(name, v),
+            version: v.to_string(),
+        };
+        return Ok(Resolved { info: meta.info(name, token), meta: Some(meta), target, permits: Vec::new() });
+    }
+    let f = foreign::by_name(s, name)?.ok_or_else(|| not_found(name, None))?;
+    let fv = f.version(version).ok_or_else(|| not_found(name, version))?;
+    let target = Target {
+        name: name.to_owned(),
+        label: f.label.clone(),
+        id: fv.id.clone(),
+        version: fv.version.clone(),
+    };
+    Ok(Resolved { info: f.info(fv, token), meta: None, target, permits: fv.permits.clone() })
+}
+
+/// The refusal for changes hsm cannot make to keys other tools made.
+fn unmanaged(name: &str, what: &str) -> Error {
+    Error::invalid_input(
+        PROVIDER,
+        format!(
+            "key '{name}' was made by another PKCS#11 tool (it has no hsm metadata object): hsm \
+             uses it but cannot {what}; use the tool that made it, or delete it now (0 days)"
+        ),
+    )
+}
+
+/// Like [`live_meta`], but a key made by another tool is refused with [`unmanaged`].
+fn managed_meta(s: &Tok<'_>, name: &str, what: &str) -> OpResult<Meta> {
+    match live_meta(s, name) {
+        Err(Op::Hsm(Error::NotFound { .. })) if foreign::by_name(s, name)?.is_some() => {
+            Err(unmanaged(name, what).into())
+        }
+        other => other,
+    }
+}
+
+/// The key object of class `class` of `t`.
+fn key_object(s: &Tok<'_>, t: &Target, class: ObjectClass) -> OpResult<ObjectHandle> {
     let found = s
-        .find_objects(&[Attribute::Class(class), Attribute::Id(object_id(name, v))])
+        .find_objects(&[
+            Attribute::Class(class),
+            Attribute::Label(t.label.clone()),
+            Attribute::Id(t.id.clone()),
+        ])
         .at("C_FindObjects (key)")?;
     found.into_iter().next().ok_or_else(|| {
         Error::not_found(
             PROVIDER,
-            format!("{name}@{v} (its key object is missing from the token: deleted by another tool?)"),
+            format!(
+                "{}@{} (its key object is missing from the token: deleted by another tool?)",
+                t.name, t.version
+            ),
         )
         .into()
     })
+}
+
+/// Destroys the key objects of a key made by another tool (immediate deletion).
+fn destroy_foreign(s: &Tok<'_>, f: &foreign::Foreign) -> OpResult<()> {
+    for v in &f.versions {
+        for class in [ObjectClass::SECRET_KEY, ObjectClass::PRIVATE_KEY, ObjectClass::PUBLIC_KEY] {
+            let t = [Attribute::Class(class), Attribute::Label(f.label.clone()), Attribute::Id(v.id.clone())];
+            for h in s.find(&t).at("C_FindObjects")? {
+                match s.exclusive(|s| s.destroy_object(h)) {
+                    Ok(()) | Err(CkError::Pkcs11(RvError::ObjectHandleInvalid, _)) => {}
+                    Err(e) => return Err(Op::Ck(e, "C_DestroyObject".into())),
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 fn ulong(n: usize) -> cryptoki::types::Ulong {
@@ -202,8 +307,15 @@ fn ulong(n: usize) -> cryptoki::types::Ulong {
 
 /// Generates the key objects of version `v` of `name`: as session objects (the slow part,
 /// concurrently with anything), then copied onto the token under the object lock.
-fn generate(s: &Tok<'_>, name: &str, v: u32, spec: KeySpec, usage: KeyUsage) -> OpResult<()> {
-    let made = generate_session_objects(s, name, v, spec, usage)?;
+fn generate(
+    s: &Tok<'_>,
+    name: &str,
+    v: u32,
+    spec: KeySpec,
+    usage: KeyUsage,
+    extractable: bool,
+) -> OpResult<()> {
+    let made = generate_session_objects(s, name, v, spec, usage, extractable)?;
     let copied = made
         .iter()
         .try_for_each(|h| s.create_retrying(|s| s.copy_object(*h, &[Attribute::Token(true)])).map(drop));
@@ -220,6 +332,7 @@ fn generate_session_objects(
     v: u32,
     spec: KeySpec,
     usage: KeyUsage,
+    extractable: bool,
 ) -> OpResult<Vec<ObjectHandle>> {
     let id = object_id(name, v);
     let common = |private: bool| {
@@ -239,14 +352,14 @@ fn generate_session_objects(
             Attribute::KeyType(kt),
             Attribute::ValueLen(ulong(len)),
             Attribute::Sensitive(true),
-            Attribute::Extractable(false),
+            Attribute::Extractable(extractable),
         ]);
         t.extend(extra);
         t
     };
     let private = |extra: Vec<Attribute>| {
         let mut t = common(true);
-        t.extend([Attribute::Sensitive(true), Attribute::Extractable(false)]);
+        t.extend([Attribute::Sensitive(true), Attribute::Extractable(extractable)]);
         t.extend(extra);
         t
     };
@@ -416,12 +529,13 @@ impl Pkcs11Provider {
         let (slot, token) = module.find_slot(&config.token)?;
         let mechanisms = module.mechanisms(slot)?;
         let pool = Pool::open(module, slot, pin)?;
+        let probed = pool.run(&|s| Ok(capabilities::probe(s, &mechanisms)))?;
         Ok(Pkcs11Provider {
             inner: Arc::new(Inner {
                 pool,
                 token,
                 module_path: config.module.clone(),
-                caps: capabilities::from_mechanisms(&mechanisms),
+                caps: capabilities::from_mechanisms(&mechanisms, probed),
                 writer: Mutex::new(()),
                 creating: Mutex::new(HashSet::new()),
             }),
@@ -431,6 +545,62 @@ impl Pkcs11Provider {
     /// The token's label.
     pub fn token_label(&self) -> &str {
         &self.inner.token
+    }
+
+    /// Like [`Provider::create_key`], but the key objects (of this version and of every
+    /// later rotation) get `CKA_EXTRACTABLE = true`: other keys on the token (or other
+    /// PKCS#11 applications) can then wrap them with `C_WrapKey`, for backup or transfer.
+    /// They are still sensitive (`CKA_SENSITIVE = true`): the value is never readable in
+    /// the clear. `create_key` makes non-extractable keys; use this only for keys that
+    /// must be exportable wrapped. A PKCS#11-only option, so it is an inherent method
+    /// rather than a field of [`CreateKey`]; the metadata records it (`"extractable":true`).
+    ///
+    /// # Errors
+    /// As [`Provider::create_key`].
+    pub async fn create_extractable_key(&self, req: CreateKey) -> Result<KeyInfo> {
+        self.create(req, true).await
+    }
+
+    async fn create(&self, req: CreateKey, extractable: bool) -> Result<KeyInfo> {
+        check::create_key(PROVIDER, &self.inner.caps, &req)?;
+        let (spec, usage) = (req.spec, req.effective_usage());
+        let name = req.name.clone();
+        self.run(move |inner, s| {
+            {
+                let _w = inner.writer.lock().unwrap_or_else(PoisonError::into_inner);
+                if let Some((_, m)) = find_meta(s, &name)? {
+                    if !m.expired(SystemTime::now()) {
+                        return Err(Error::AlreadyExists { provider: PROVIDER, key: name.clone() }.into());
+                    }
+                    purge(s, &name, &m)?;
+                }
+                // A key another tool made under this label holds the name too.
+                if foreign::by_name(s, &name)?.is_some() {
+                    return Err(Error::AlreadyExists { provider: PROVIDER, key: name.clone() }.into());
+                }
+                if !inner.creating.lock().unwrap_or_else(PoisonError::into_inner).insert(name.clone()) {
+                    return Err(Error::AlreadyExists { provider: PROVIDER, key: name.clone() }.into());
+                }
+            }
+            let done = |inner: &Inner| {
+                inner.creating.lock().unwrap_or_else(PoisonError::into_inner).remove(&name);
+            };
+            // Leftover key objects of a crashed earlier attempt would make ids ambiguous.
+            destroy_version(s, &name, 1);
+            let made = generate(s, &name, 1, spec, usage, extractable).and_then(|()| {
+                let _w = inner.writer.lock().unwrap_or_else(PoisonError::into_inner);
+                let mut meta = Meta::new(spec, usage, req.description.clone(), req.tags.clone());
+                meta.extractable = extractable;
+                write_meta(s, &name, &meta)?;
+                Ok(meta.info(&name, &inner.token))
+            });
+            if made.is_err() {
+                destroy_version(s, &name, 1);
+            }
+            done(inner);
+            made
+        })
+        .await
     }
 
     /// Runs `f` on a pooled, logged-in session on the blocking thread pool.
@@ -445,20 +615,15 @@ impl Pkcs11Provider {
             .map_err(|e| internal(format!("background task failed: {e}")))?
     }
 
-    /// The live metadata of `key` (and the version asked for).
-    async fn resolve(&self, key: &KeyRef) -> Result<(KeyInfo, Meta, u32)> {
+    /// The key `key` names, and where the objects of the version asked for are.
+    async fn resolve(&self, key: &KeyRef) -> Result<Resolved> {
         validate_key_name(PROVIDER, key.name())?;
         let (name, version) = (key.name().to_owned(), key.version().map(str::to_owned));
-        self.run(move |inner, s| {
-            let meta = live_meta(s, &name)?;
-            let v = version_of(&meta, &name, version.as_deref())?;
-            Ok((meta.info(&name, &inner.token), meta, v))
-        })
-        .await
+        self.run(move |inner, s| resolve_in(s, &inner.token, &name, version.as_deref())).await
     }
 
     /// Applies `f` to the live metadata of `key` under the writer lock and stores it.
-    async fn mutate<F>(&self, key: &KeyRef, f: F) -> Result<KeyInfo>
+    async fn mutate<F>(&self, key: &KeyRef, what: &'static str, f: F) -> Result<KeyInfo>
     where
         F: Fn(&mut Meta) -> Result<()> + Send + 'static,
     {
@@ -466,7 +631,7 @@ impl Pkcs11Provider {
         let (name, version) = (key.name().to_owned(), key.version().map(str::to_owned));
         self.run(move |inner, s| {
             let _w = inner.writer.lock().unwrap_or_else(PoisonError::into_inner);
-            let mut meta = live_meta(s, &name)?;
+            let mut meta = managed_meta(s, &name, what)?;
             version_of(&meta, &name, version.as_deref())?;
             f(&mut meta)?;
             replace_meta(s, &name, &mut meta)?;
@@ -487,44 +652,11 @@ impl Provider for Pkcs11Provider {
     }
 
     async fn create_key(&self, req: CreateKey) -> Result<KeyInfo> {
-        check::create_key(PROVIDER, &self.inner.caps, &req)?;
-        let (spec, usage) = (req.spec, req.effective_usage());
-        let name = req.name.clone();
-        self.run(move |inner, s| {
-            {
-                let _w = inner.writer.lock().unwrap_or_else(PoisonError::into_inner);
-                if let Some((_, m)) = find_meta(s, &name)? {
-                    if !m.expired(SystemTime::now()) {
-                        return Err(Error::AlreadyExists { provider: PROVIDER, key: name.clone() }.into());
-                    }
-                    purge(s, &name, &m)?;
-                }
-                if !inner.creating.lock().unwrap_or_else(PoisonError::into_inner).insert(name.clone()) {
-                    return Err(Error::AlreadyExists { provider: PROVIDER, key: name.clone() }.into());
-                }
-            }
-            let done = |inner: &Inner| {
-                inner.creating.lock().unwrap_or_else(PoisonError::into_inner).remove(&name);
-            };
-            // Leftover key objects of a crashed earlier attempt would make ids ambiguous.
-            destroy_version(s, &name, 1);
-            let made = generate(s, &name, 1, spec, usage).and_then(|()| {
-                let _w = inner.writer.lock().unwrap_or_else(PoisonError::into_inner);
-                let meta = Meta::new(spec, usage, req.description.clone(), req.tags.clone());
-                write_meta(s, &name, &meta)?;
-                Ok(meta.info(&name, &inner.token))
-            });
-            if made.is_err() {
-                destroy_version(s, &name, 1);
-            }
-            done(inner);
-            made
-        })
-        .await
+        self.create(req, false).await
     }
 
     async fn get_key(&self, key: &KeyRef) -> Result<KeyInfo> {
-        Ok(self.resolve(key).await?.0)
+        Ok(self.resolve(key).await?.info)
     }
 
     async fn list_keys(&self, req: ListKeys) -> Result<KeyPage> {
@@ -540,6 +672,16 @@ impl Provider for Pkcs11Provider {
                     }
                     out.push(meta.info(&name, &inner.token));
                 }
+                // Keys other tools made, unless hsm has a key of that name.
+                let ours: HashSet<String> = out.iter().map(|k| k.name.clone()).collect();
+                for f in foreign::all(s)? {
+                    if !ours.contains(&f.name)
+                        && let Some(v) = f.version(None)
+                    {
+                        out.push(f.info(v, &inner.token));
+                    }
+                }
+                out.sort_by(|a, b| a.name.cmp(&b.name));
                 Ok(out)
             })
             .await?;
@@ -547,15 +689,16 @@ impl Provider for Pkcs11Provider {
     }
 
     async fn rotate_key(&self, key: &KeyRef) -> Result<KeyInfo> {
-        let (info, meta, _) = self.resolve(key).await?;
+        let Resolved { info, meta, .. } = self.resolve(key).await?;
+        let Some(meta) = meta else { return Err(unmanaged(&info.name, "rotate it")) };
         if info.state == KeyState::PendingDeletion {
             return Err(pending(&info.name));
         }
         let next = meta.versions.iter().max().copied().unwrap_or(0).saturating_add(1);
-        let (name, spec, usage) = (info.name.clone(), info.spec, info.usage);
+        let (name, spec, usage, extractable) = (info.name.clone(), info.spec, info.usage, meta.extractable);
         self.run(move |inner, s| {
             destroy_version(s, &name, next);
-            generate(s, &name, next, spec, usage)?;
+            generate(s, &name, next, spec, usage, extractable)?;
             let _w = inner.writer.lock().unwrap_or_else(PoisonError::into_inner);
             let commit = (|| {
                 let mut meta = live_meta(s, &name)?;
@@ -591,7 +734,7 @@ impl Provider for Pkcs11Provider {
             ));
         }
         let name = key.name().to_owned();
-        self.mutate(key, move |m| {
+        self.mutate(key, "change its state", move |m| {
             if m.state == KeyState::PendingDeletion {
                 return Err(pending(&name));
             }
@@ -607,7 +750,17 @@ impl Provider for Pkcs11Provider {
         let (name, version) = (key.name().to_owned(), key.version().map(str::to_owned));
         self.run(move |inner, s| {
             let _w = inner.writer.lock().unwrap_or_else(PoisonError::into_inner);
-            let mut meta = live_meta(s, &name)?;
+            if window.is_zero()
+                && find_meta(s, &name)?.is_none()
+                && let Some(f) = foreign::by_name(s, &name)?
+            {
+                if version.as_deref().is_some_and(|v| f.version(Some(v)).is_none()) {
+                    return Err(not_found(&name, version.as_deref()).into());
+                }
+                destroy_foreign(s, &f)?;
+                return Ok(Deletion::new(name.clone(), SystemTime::now(), true));
+            }
+            let mut meta = managed_meta(s, &name, "schedule its deletion")?;
             version_of(&meta, &name, version.as_deref())?;
             let now = SystemTime::now();
             if window.is_zero() {
@@ -627,7 +780,7 @@ impl Provider for Pkcs11Provider {
 
     async fn cancel_deletion(&self, key: &KeyRef) -> Result<KeyInfo> {
         let name = key.name().to_owned();
-        self.mutate(key, move |m| {
+        self.mutate(key, "cancel a deletion", move |m| {
             if m.state != KeyState::PendingDeletion {
                 return Err(Error::invalid_input(
                     PROVIDER,
@@ -642,17 +795,17 @@ impl Provider for Pkcs11Provider {
     }
 
     async fn public_key(&self, key: &KeyRef) -> Result<PublicKey> {
-        let (info, _, v) = self.resolve(key).await?;
+        let Resolved { info, target, .. } = self.resolve(key).await?;
         if info.spec.is_symmetric() {
             return Err(Error::invalid_input(
                 PROVIDER,
                 format!("key '{}' is a {} key, which has no public key", info.name, info.spec),
             ));
         }
-        let (name, spec) = (info.name.clone(), info.spec);
+        let (t, spec) = (target.clone(), info.spec);
         let spki = self
             .run(move |_, s| {
-                let h = key_object(s, &name, v, ObjectClass::PUBLIC_KEY)?;
+                let h = key_object(s, &t, ObjectClass::PUBLIC_KEY)?;
                 let want = if spec.family() == KeyFamily::Rsa {
                     vec![AttributeType::Modulus, AttributeType::PublicExponent]
                 } else {
@@ -675,7 +828,7 @@ impl Provider for Pkcs11Provider {
                 spki.ok_or_else(|| internal("the token did not return the public key's attributes").into())
             })
             .await?;
-        Ok(PublicKey::new(info.name, v.to_string(), info.spec, spki))
+        Ok(PublicKey::new(info.name, target.version.clone(), info.spec, spki))
     }
 
     async fn encrypt(
@@ -685,14 +838,14 @@ impl Provider for Pkcs11Provider {
         plaintext: &[u8],
         aad: Option<&[u8]>,
     ) -> Result<Ciphertext> {
-        let (info, _, v) = self.resolve(key).await?;
+        let (info, target) = self.resolve(key).await?.for_usage(KeyUsage::EncryptDecrypt);
         check::encrypt(PROVIDER, &self.inner.caps, &info, alg, plaintext.len(), aad)?;
-        let (name, pt, aad) =
-            (info.name.clone(), Zeroizing::new(plaintext.to_vec()), aad.unwrap_or_default().to_vec());
+        let (t, pt, aad) =
+            (target.clone(), Zeroizing::new(plaintext.to_vec()), aad.unwrap_or_default().to_vec());
         let payload = self
             .run(move |_, s| match alg {
                 EncryptionAlgorithm::AesGcm => {
-                    let h = key_object(s, &name, v, ObjectClass::SECRET_KEY)?;
+                    let h = key_object(s, &t, ObjectClass::SECRET_KEY)?;
                     let iv = s.generate_random_vec(IV_LEN as u32).at("C_GenerateRandom")?;
                     if iv.len() != IV_LEN || iv.iter().all(|b| *b == 0) {
                         return Err(internal("the token's RNG returned an unusable IV").into());
@@ -707,12 +860,12 @@ impl Provider for Pkcs11Provider {
                     Ok(out)
                 }
                 _ => {
-                    let h = key_object(s, &name, v, ObjectClass::PUBLIC_KEY)?;
+                    let h = key_object(s, &t, ObjectClass::PUBLIC_KEY)?;
                     s.encrypt(&rsa_mechanism(alg), h, &pt).at("C_Encrypt (RSA)")
                 }
             })
             .await?;
-        Ok(Ciphertext::new(info.name, v.to_string(), alg, payload))
+        Ok(Ciphertext::new(info.name, target.version.clone(), alg, payload))
     }
 
     async fn decrypt(
@@ -723,16 +876,16 @@ impl Provider for Pkcs11Provider {
     ) -> Result<Zeroizing<Vec<u8>>> {
         check::same_key(PROVIDER, key, ciphertext.key(), "ciphertext")?;
         let pinned = KeyRef::new(key.name()).with_version(ciphertext.version());
-        let (info, _, v) = self.resolve(&pinned).await?;
+        let (info, target) = self.resolve(&pinned).await?.for_usage(KeyUsage::EncryptDecrypt);
         let alg = ciphertext.algorithm();
         check::decrypt(PROVIDER, &self.inner.caps, &info, alg, aad)?;
-        let (name, payload, aad) =
-            (info.name.clone(), ciphertext.as_bytes().to_vec(), aad.unwrap_or_default().to_vec());
+        let (t, payload, aad) =
+            (target.clone(), ciphertext.as_bytes().to_vec(), aad.unwrap_or_default().to_vec());
         let failed = || Op::Hsm(Error::DecryptionFailed { provider: PROVIDER });
         self.run(move |_, s| {
             let out = match alg {
                 EncryptionAlgorithm::AesGcm => {
-                    let h = key_object(s, &name, v, ObjectClass::SECRET_KEY)?;
+                    let h = key_object(s, &t, ObjectClass::SECRET_KEY)?;
                     if payload.len() < IV_LEN + TAG_LEN {
                         return Err(failed());
                     }
@@ -743,7 +896,7 @@ impl Provider for Pkcs11Provider {
                     s.decrypt(&Mechanism::AesGcm(params), h, ct)
                 }
                 _ => {
-                    let h = key_object(s, &name, v, ObjectClass::PRIVATE_KEY)?;
+                    let h = key_object(s, &t, ObjectClass::PRIVATE_KEY)?;
                     s.decrypt(&rsa_mechanism(alg), h, &payload)
                 }
             };
@@ -753,17 +906,17 @@ impl Provider for Pkcs11Provider {
     }
 
     async fn sign(&self, key: &KeyRef, alg: SignatureAlgorithm, input: SignInput<'_>) -> Result<Signature> {
-        let (info, _, v) = self.resolve(key).await?;
+        let (info, target) = self.resolve(key).await?.for_usage(KeyUsage::SignVerify);
         check::sign(PROVIDER, &self.inner.caps, &info, alg, &input)?;
-        let (name, spec, tbs) = (info.name.clone(), info.spec, Zeroizing::new(to_be_signed(alg, &input)));
+        let (t, spec, tbs) = (target.clone(), info.spec, Zeroizing::new(to_be_signed(alg, &input)));
         let sig = self
             .run(move |_, s| {
-                let h = key_object(s, &name, v, ObjectClass::PRIVATE_KEY)?;
+                let h = key_object(s, &t, ObjectClass::PRIVATE_KEY)?;
                 let raw = s.sign(&sign_mechanism(alg, &spec), h, &tbs).at("C_Sign")?;
                 Ok(if spec.family() == KeyFamily::Ec { der::ecdsa_to_der(&raw) } else { raw })
             })
             .await?;
-        Ok(Signature::new(info.name, v.to_string(), alg, sig))
+        Ok(Signature::new(info.name, target.version.clone(), alg, sig))
     }
 
     async fn verify(
@@ -773,7 +926,7 @@ impl Provider for Pkcs11Provider {
         input: SignInput<'_>,
         signature: &[u8],
     ) -> Result<bool> {
-        let (info, _, v) = self.resolve(key).await?;
+        let (info, target) = self.resolve(key).await?.for_usage(KeyUsage::SignVerify);
         check::sign(PROVIDER, &self.inner.caps, &info, alg, &input)?;
         check::signature_len(PROVIDER, &info, alg, signature.len())?;
         let raw = if info.spec.family() == KeyFamily::Ec {
@@ -784,9 +937,9 @@ impl Provider for Pkcs11Provider {
         } else {
             signature.to_vec()
         };
-        let (name, spec, tbs) = (info.name.clone(), info.spec, to_be_signed(alg, &input));
+        let (t, spec, tbs) = (target.clone(), info.spec, to_be_signed(alg, &input));
         self.run(move |_, s| {
-            let h = key_object(s, &name, v, ObjectClass::PUBLIC_KEY)?;
+            let h = key_object(s, &t, ObjectClass::PUBLIC_KEY)?;
             match s.verify(&sign_mechanism(alg, &spec), h, &tbs, &raw) {
                 Ok(()) => Ok(true),
                 Err(CkError::Pkcs11(RvError::SignatureInvalid | RvError::SignatureLenRange, _)) => Ok(false),
@@ -797,12 +950,12 @@ impl Provider for Pkcs11Provider {
     }
 
     async fn wrap_key(&self, key: &KeyRef, alg: WrapAlgorithm, key_material: &[u8]) -> Result<WrappedKey> {
-        let (info, _, v) = self.resolve(key).await?;
+        let (info, target) = self.resolve(key).await?.for_usage(KeyUsage::WrapUnwrap);
         check::wrap(PROVIDER, &self.inner.caps, &info, alg, Some(key_material.len()))?;
-        let (name, material) = (info.name.clone(), Zeroizing::new(key_material.to_vec()));
+        let (t, material) = (target.clone(), Zeroizing::new(key_material.to_vec()));
         let payload = self
             .run(move |_, s| {
-                let kek = key_object(s, &name, v, ObjectClass::SECRET_KEY)?;
+                let kek = key_object(s, &t, ObjectClass::SECRET_KEY)?;
                 let obj = secret_object(s, &material)?;
                 let wrapped = s.wrap_key(&wrap_mechanism(alg), kek, obj).at("C_WrapKey");
                 let _ = s.destroy_object(obj);
@@ -819,19 +972,19 @@ impl Provider for Pkcs11Provider {
                 })
             })
             .await?;
-        Ok(WrappedKey::new(info.name, v.to_string(), alg, payload))
+        Ok(WrappedKey::new(info.name, target.version.clone(), alg, payload))
     }
 
     async fn unwrap_key(&self, key: &KeyRef, wrapped: &WrappedKey) -> Result<Zeroizing<Vec<u8>>> {
         check::same_key(PROVIDER, key, wrapped.key(), "wrapped key")?;
         let pinned = KeyRef::new(key.name()).with_version(wrapped.version());
-        let (info, _, v) = self.resolve(&pinned).await?;
+        let (info, target) = self.resolve(&pinned).await?.for_usage(KeyUsage::WrapUnwrap);
         let alg = wrapped.algorithm();
         check::wrap(PROVIDER, &self.inner.caps, &info, alg, None)?;
-        let (name, payload) = (info.name.clone(), wrapped.as_bytes().to_vec());
+        let (t, payload) = (target.clone(), wrapped.as_bytes().to_vec());
         let failed = || Op::Hsm(Error::DecryptionFailed { provider: PROVIDER });
         self.run(move |_, s| {
-            let kek = key_object(s, &name, v, ObjectClass::SECRET_KEY)?;
+            let kek = key_object(s, &t, ObjectClass::SECRET_KEY)?;
             let (pad, body) = match alg {
                 WrapAlgorithm::AesKeyWrapPad => match payload.split_first() {
                     Some((p, rest)) if *p < 8 => (usize::from(*p), rest),
@@ -856,12 +1009,17 @@ impl Provider for Pkcs11Provider {
                 Some(Attribute::Value(v)) => Zeroizing::new(v),
                 _ => return Err(internal("the token did not return the unwrapped value").into()),
             };
-            if pad > 0 {
+            // A token that zero-padded the material before wrapping (SoftHSM 2.6) returns
+            // it padded: drop the recorded padding. A token that implements RFC 5649 exactly
+            // returns the true length, which is not a multiple of 8 when there was padding.
+            if pad > 0 && value.len() % 8 == 0 {
                 if value.len() < pad || value[value.len() - pad..].iter().any(|b| *b != 0) {
                     return Err(failed());
                 }
                 let keep = value.len() - pad;
                 value.truncate(keep);
+            } else if pad > 0 && (value.len() + pad) % 8 != 0 {
+                return Err(failed());
             }
             if value.is_empty() {
                 return Err(failed());
@@ -872,27 +1030,27 @@ impl Provider for Pkcs11Provider {
     }
 
     async fn mac(&self, key: &KeyRef, alg: MacAlgorithm, message: &[u8]) -> Result<MacTag> {
-        let (info, _, v) = self.resolve(key).await?;
+        let (info, target) = self.resolve(key).await?.for_usage(KeyUsage::Mac);
         check::mac(PROVIDER, &self.inner.caps, &info, alg)?;
-        let (name, msg) = (info.name.clone(), Zeroizing::new(message.to_vec()));
+        let (t, msg) = (target.clone(), Zeroizing::new(message.to_vec()));
         let tag = self
             .run(move |_, s| {
-                let h = key_object(s, &name, v, ObjectClass::SECRET_KEY)?;
+                let h = key_object(s, &t, ObjectClass::SECRET_KEY)?;
                 s.sign(&hmac_mechanism(alg), h, &msg).at("C_Sign (HMAC)")
             })
             .await?;
-        Ok(MacTag::new(info.name, v.to_string(), alg, tag))
+        Ok(MacTag::new(info.name, target.version.clone(), alg, tag))
     }
 
     async fn verify_mac(&self, key: &KeyRef, alg: MacAlgorithm, message: &[u8], tag: &[u8]) -> Result<bool> {
-        let (info, _, v) = self.resolve(key).await?;
+        let (info, target) = self.resolve(key).await?.for_usage(KeyUsage::Mac);
         check::mac(PROVIDER, &self.inner.caps, &info, alg)?;
         if tag.len() != alg.tag_len() {
             return Ok(false);
         }
-        let (name, msg, tag) = (info.name.clone(), Zeroizing::new(message.to_vec()), tag.to_vec());
+        let (t, msg, tag) = (target.clone(), Zeroizing::new(message.to_vec()), tag.to_vec());
         self.run(move |_, s| {
-            let h = key_object(s, &name, v, ObjectClass::SECRET_KEY)?;
+            let h = key_object(s, &t, ObjectClass::SECRET_KEY)?;
             // C_Verify compares inside the token.
             match s.verify(&hmac_mechanism(alg), h, &msg, &tag) {
                 Ok(()) => Ok(true),
@@ -915,7 +1073,7 @@ fn opaque(e: CkError, what: &str) -> Op {
     }
 }
 
-fn rsa_mechanism(alg: EncryptionAlgorithm) -> Mechanism<'static> {
+pub(crate) fn rsa_mechanism(alg: EncryptionAlgorithm) -> Mechanism<'static> {
     match alg {
         EncryptionAlgorithm::RsaOaepSha256 => Mechanism::RsaPkcsOaep(PkcsOaepParams::new(
             MechanismType::SHA256,

@@ -3,13 +3,14 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error as CkError, RvError};
 use cryptoki::mechanism::MechanismType;
 use cryptoki::object::{Attribute, ObjectHandle};
-use cryptoki::session::{Session, UserType};
+use cryptoki::session::{Session, SessionState, UserType};
 use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
 use hsm_core::{Error, Result, Zeroizing};
@@ -165,6 +166,9 @@ pub(crate) struct Pool {
     idle: Mutex<Vec<Session>>,
     /// Kept open so the login outlives idle periods (closing the last session logs out).
     anchor: Mutex<Option<Session>>,
+    /// Set when the token refused our PIN at a re-login: never try it again (a real HSM
+    /// locks the PIN after a few failures); every later call fails until reconnected.
+    pin_refused: AtomicBool,
 }
 
 impl Drop for Pool {
@@ -179,7 +183,14 @@ impl Pool {
     pub(crate) fn open(module: Module, slot: Slot, pin: Zeroizing<String>) -> Result<Pool> {
         let anchor = module.ctx()?.open_rw_session(slot).map_err(|e| ck(e, "C_OpenSession"))?;
         module.login(slot, &anchor, &pin)?;
-        Ok(Pool { module, slot, pin, idle: Mutex::new(Vec::new()), anchor: Mutex::new(Some(anchor)) })
+        Ok(Pool {
+            module,
+            slot,
+            pin,
+            idle: Mutex::new(Vec::new()),
+            anchor: Mutex::new(Some(anchor)),
+            pin_refused: AtomicBool::new(false),
+        })
     }
 
     fn take(&self) -> Result<Session> {
@@ -189,27 +200,53 @@ impl Pool {
         self.module.ctx()?.open_rw_session(self.slot).map_err(|e| ck(e, "C_OpenSession"))
     }
 
-    fn relogin(&self) -> Result<()> {
-        let s = self.take()?;
-        self.module.login(self.slot, &s, &self.pin)?;
-        self.idle.lock().unwrap_or_else(PoisonError::into_inner).push(s);
+    fn refused(&self) -> Result<()> {
+        if self.pin_refused.load(Ordering::Acquire) {
+            return Err(Error::Unauthenticated {
+                provider: PROVIDER,
+                message: "the token logged us out and then refused the PIN when we logged in again; \
+                          the PIN is not tried again (that could lock it): reconnect with the right PIN"
+                    .into(),
+            });
+        }
         Ok(())
+    }
+
+    /// Logs the process in again on `s` after the token logged it out. A refused PIN is
+    /// remembered and never tried again.
+    fn relogin(&self, s: &Session) -> Result<()> {
+        self.refused()?;
+        tracing::debug!(slot = self.slot.id(), "the token logged us out; logging in again");
+        let r = self.module.login(self.slot, s, &self.pin);
+        if let Err(Error::Unauthenticated { .. }) = &r {
+            self.pin_refused.store(true, Ordering::Release);
+        }
+        r
     }
 
     /// Runs `f` on a pooled session (blocking). The session goes back to the pool only if
     /// `f` succeeded: a failed call may leave an operation unfinished, which poisons the
-    /// session. When the token logged us out, logs in again (once) and retries.
+    /// session.
+    ///
+    /// When the token has logged us out (another application's `C_Logout`, a token
+    /// reset), private objects become invisible rather than errors, so the session's
+    /// state is checked first (`C_GetSessionInfo`) and the process logged in again; a
+    /// call failing with `CKR_USER_NOT_LOGGED_IN` is retried once after a re-login.
     pub(crate) fn run<T>(&self, f: &dyn Fn(&Tok<'_>) -> std::result::Result<T, Op>) -> Result<T> {
         for attempt in 0..2 {
+            self.refused()?;
             let s = self.take()?;
+            let state = s.get_session_info().map_err(|e| ck(e, "C_GetSessionInfo"))?.session_state();
+            if !matches!(state, SessionState::RwUser | SessionState::RoUser) {
+                self.relogin(&s)?;
+            }
             match f(&Tok { s: &s, objects: &self.module.objects }) {
                 Ok(v) => {
                     self.idle.lock().unwrap_or_else(PoisonError::into_inner).push(s);
                     return Ok(v);
                 }
                 Err(Op::Ck(e, _)) if attempt == 0 && logged_out(&e) => {
-                    drop(s);
-                    self.relogin()?;
+                    self.relogin(&s)?;
                 }
                 Err(Op::Ck(e, what)) => return Err(ck(e, &what)),
                 Err(Op::Hsm(e)) => return Err(e),

@@ -56,6 +56,8 @@ pub struct Config {
     passphrase: Option<Zeroizing<String>>,
 }
 
+// One per configuration, made once per process: the size of the cloud variants does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Target {
     Memory,
@@ -125,21 +127,15 @@ fn passphrase_from(lookup: Lookup<'_>, var: &str, required: bool) -> Result<Opti
     }
 }
 
-/// What to say about a provider whose backend this build cannot open.
+/// What to say about a provider whose backend this build leaves out.
+#[cfg_attr(all(feature = "aws", feature = "azure", feature = "gcp", feature = "pkcs11"), allow(dead_code))]
 fn backend_missing(provider: &str) -> Error {
-    let (feature, enabled) = match provider {
-        "aws-kms" => ("aws", cfg!(feature = "aws")),
-        "azure-keyvault" => ("azure", cfg!(feature = "azure")),
-        "gcp-kms" => ("gcp", cfg!(feature = "gcp")),
-        _ => ("pkcs11", cfg!(feature = "pkcs11")),
+    let feature = match provider {
+        "aws-kms" => "aws",
+        "azure-keyvault" => "azure",
+        "gcp-kms" => "gcp",
+        _ => "pkcs11",
     };
-    if enabled && feature == "pkcs11" {
-        return Error::config(
-            HSM,
-            "the pkcs11 provider is configured by URI for now: set --provider or HSM_PROVIDER to \
-             pkcs11:token=NAME?module-path=/path/to/module.so&pin-source=file:/path/to/pin",
-        );
-    }
     let message = format!(
         "the {provider} provider needs feature `{feature}` of the hsm crate, which this build does \
          not enable; enable it with `hsm = {{ features = [\"{feature}\"] }}` (the CLI has every backend)"
@@ -255,9 +251,80 @@ struct FileConfig {
     /// `provider = "gcp-kms"`: project, location, key ring and the `gcp-kms://` parameters.
     #[cfg_attr(not(feature = "gcp"), allow(dead_code))]
     gcp: Option<toml::Table>,
-    // Reserved for the form to come; accepted so files can be written ahead of time.
-    #[serde(rename = "pkcs11")]
-    _pkcs11: Option<toml::Table>,
+    /// Parsed as [`Pkcs11Section`] when `provider = "pkcs11"`.
+    #[cfg_attr(not(feature = "pkcs11"), allow(dead_code))]
+    pkcs11: Option<toml::Table>,
+}
+
+/// `[pkcs11]`: the module, one token selector and at most one PIN source.
+#[cfg(feature = "pkcs11")]
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Pkcs11Section {
+    module: Option<PathBuf>,
+    token: Option<String>,
+    serial: Option<String>,
+    slot: Option<u64>,
+    pin_file: Option<PathBuf>,
+    pin_env: Option<String>,
+}
+
+#[cfg(feature = "pkcs11")]
+fn pkcs11_from_toml(origin: &str, table: Option<toml::Table>, base: Option<&Path>) -> Result<Config> {
+    use hsm_pkcs11::{PIN_ENV, PinSource, Pkcs11Config, TokenSelector};
+    let Some(table) = table else {
+        return Err(Error::config(
+            HSM,
+            format!(
+                "{origin} says provider = \"pkcs11\" but has no [pkcs11] table; add [pkcs11] with \
+                 module = \"/usr/lib/softhsm/libsofthsm2.so\" and token = \"LABEL\""
+            ),
+        ));
+    };
+    let section: Pkcs11Section = toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| {
+        Error::config(HSM, format!("{origin}: [pkcs11]: {}", e.message().trim()))
+    })?;
+    let rel = |p: PathBuf| match base {
+        Some(base) if p.is_relative() => base.join(p),
+        _ => p,
+    };
+    let module = section.module.filter(|m| !m.as_os_str().is_empty()).ok_or_else(|| {
+        Error::config(
+            HSM,
+            format!(
+                "{origin}: pkcs11.module is missing; set module = \"/usr/lib/softhsm/libsofthsm2.so\" \
+                 (or your HSM's PKCS#11 module)"
+            ),
+        )
+    })?;
+    let token = match (section.token, section.serial, section.slot) {
+        (Some(l), None, None) => TokenSelector::Label(l),
+        (None, Some(s), None) => TokenSelector::Serial(s),
+        (None, None, Some(n)) => TokenSelector::Slot(n),
+        _ => {
+            return Err(Error::config(
+                HSM,
+                format!(
+                    "{origin}: [pkcs11] needs exactly one of token = \"LABEL\", serial = \"…\" and slot = N"
+                ),
+            ));
+        }
+    };
+    let pin = match (section.pin_file, section.pin_env) {
+        (Some(f), None) => PinSource::File(rel(f)),
+        (None, Some(v)) if !v.is_empty() => PinSource::Env(v),
+        (None, None) => PinSource::Env(PIN_ENV.to_owned()),
+        _ => {
+            return Err(Error::config(
+                HSM,
+                format!(
+                    "{origin}: [pkcs11] takes at most one of pin_file and pin_env (a non-empty \
+                     variable name); with neither, the PIN comes from {PIN_ENV}"
+                ),
+            ));
+        }
+    };
+    Ok(Config { target: Target::Pkcs11(Pkcs11Config::new(rel(module), token, pin)), passphrase: None })
 }
 
 #[derive(Deserialize)]
@@ -547,12 +614,23 @@ impl Config {
     /// With feature `gcp`, `provider = "gcp-kms"` reads a `[gcp]` table (`project`,
     /// `location`, `key_ring`, and any `gcp-kms://` URL parameter such as `endpoint`).
     ///
-    /// A `[pkcs11]` table is accepted for the form to come.
+    /// A PKCS#11 token (feature `pkcs11`; relative paths are relative to the file's
+    /// directory when read with [`from_file`](Config::from_file)):
+    ///
+    /// ```toml
+    /// provider = "pkcs11"
+    ///
+    /// [pkcs11]
+    /// module = "/usr/lib/softhsm/libsofthsm2.so"   # the token's PKCS#11 module
+    /// token = "app"                   # its label; or serial = "…", or slot = 3
+    /// pin_file = "/etc/app/hsm-pin"   # or pin_env = "VAR"; neither: HSM_PKCS11_PIN
+    /// ```
     ///
     /// # Errors
     /// [`Error::Config`] naming the field: TOML syntax, unknown fields, a missing or
     /// unknown `provider`, a missing `[local]` table or `local.path`, an unset
-    /// `passphrase_env` variable, a backend that is not built.
+    /// `passphrase_env` variable, a `[pkcs11]` table without `module` or with not exactly
+    /// one token selector or more than one PIN source, a backend that is not built.
     pub fn from_toml(text: &str) -> Result<Self> {
         Self::parse_toml("configuration", text, None, &process_env)
     }
@@ -630,7 +708,6 @@ impl Config {
                 Self::from_url(&format!("aws-kms://?{query}"))
                     .map_err(|e| Error::config(HSM, format!("{origin}, [aws]: {}", config_message(e))))
             }
-            "pkcs11" => Err(backend_missing(&provider)),
             #[cfg(feature = "azure")]
             "azure-keyvault" => {
                 let Some(table) = file.azure else {
@@ -651,6 +728,10 @@ impl Config {
             "gcp-kms" => gcp_from_table(origin, file.gcp),
             #[cfg(not(feature = "gcp"))]
             "gcp-kms" => Err(backend_missing(&provider)),
+            #[cfg(feature = "pkcs11")]
+            "pkcs11" => pkcs11_from_toml(origin, file.pkcs11, base),
+            #[cfg(not(feature = "pkcs11"))]
+            "pkcs11" => Err(backend_missing(&provider)),
             other => Err(Error::config(
                 HSM,
                 format!(
@@ -737,6 +818,17 @@ impl Config {
             #[cfg(feature = "gcp")]
             Target::Gcp(_) => "gcp-kms",
             _ => "local",
+        }
+    }
+
+    /// The PKCS#11 settings, if this configuration selects a PKCS#11 token: for
+    /// applications (like the `hsm` CLI) that supply the PIN themselves, e.g. by prompting
+    /// when it is left to `HSM_PKCS11_PIN` (`hsm_pkcs11::PIN_ENV`) and that is unset.
+    #[cfg(feature = "pkcs11")]
+    pub fn pkcs11_mut(&mut self) -> Option<&mut hsm_pkcs11::Pkcs11Config> {
+        match &mut self.target {
+            Target::Pkcs11(c) => Some(c),
+            _ => None,
         }
     }
 

@@ -5,6 +5,14 @@
 //! `harness = false`: SoftHSM reads `SOFTHSM2_CONF` when the module is initialized, so
 //! `main` sets it while the process is still single-threaded, creates every token, then
 //! runs the tests with libtest-mimic.
+//!
+//! Without SoftHSM2 (or OpenSC's `pkcs11-tool`, for the interop tests) the tests are
+//! skipped with a message, unless `HSM_REQUIRE_SERVERS` is set (`cargo xtask ci` sets it),
+//! in which case they fail.
+
+mod interop;
+mod token;
+mod vectors;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -18,7 +26,13 @@ use hsm_pkcs11::softhsm::{MODULE, SoftHsm};
 use hsm_pkcs11::{PinSource, Pkcs11Config, Pkcs11Provider, TokenSelector};
 use libtest_mimic::{Arguments, Failed, Trial};
 
-const PIN: &str = "1234";
+pub(crate) const PIN: &str = "1234";
+
+/// Whether `HSM_REQUIRE_SERVERS` asks for failures instead of skips (the same check as
+/// `hsm_aws::moto::servers_required`, kept local to avoid the dependency).
+pub(crate) fn servers_required() -> bool {
+    std::env::var_os("HSM_REQUIRE_SERVERS").is_some_and(|v| !v.is_empty())
+}
 
 fn cfg(token: &str, pin: &str) -> Pkcs11Config {
     Pkcs11Config::new(
@@ -29,15 +43,19 @@ fn cfg(token: &str, pin: &str) -> Pkcs11Config {
 }
 
 fn main_token() -> Pkcs11Provider {
-    Pkcs11Provider::connect(&cfg("main", PIN)).expect("connect to the main test token")
+    connect("main")
 }
 
-fn rt() -> tokio::runtime::Runtime {
+pub(crate) fn connect(token: &str) -> Pkcs11Provider {
+    Pkcs11Provider::connect(&cfg(token, PIN)).unwrap_or_else(|e| panic!("connect to test token {token}: {e}"))
+}
+
+pub(crate) fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime")
 }
 
 /// A raw session on `token`, logged in, as another PKCS#11 application would have.
-fn raw_session(token: &str) -> Session {
+pub(crate) fn raw_session(token: &str) -> Session {
     let ctx = Pkcs11::new(MODULE).expect("load module");
     // Already initialized by the provider in this process: that is fine.
     let _ = ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK));
@@ -53,7 +71,7 @@ fn raw_session(token: &str) -> Session {
     s
 }
 
-fn check(cond: bool, msg: impl Into<String>) -> Result<(), Failed> {
+pub(crate) fn check(cond: bool, msg: impl Into<String>) -> Result<(), Failed> {
     if cond { Ok(()) } else { Err(msg.into().into()) }
 }
 
@@ -222,10 +240,13 @@ fn names_are_unique_and_listed() -> Result<(), Failed> {
 fn main() -> ExitCode {
     let args = Arguments::from_args();
     if !SoftHsm::available() {
-        eprintln!(
-            "\n*** SKIPPING hsm-pkcs11 integration tests: softhsm2-util or {MODULE} is missing \
-             (apt-get install softhsm2; .ci/run installs it) ***\n"
-        );
+        let why =
+            format!("softhsm2-util or {MODULE} is missing (apt-get install softhsm2; .ci/run installs it)");
+        if servers_required() {
+            eprintln!("hsm-pkcs11 integration tests: {why}, and HSM_REQUIRE_SERVERS is set");
+            return ExitCode::FAILURE;
+        }
+        eprintln!("\n*** skipped: hsm-pkcs11 integration tests: {why} ***\n");
         return ExitCode::SUCCESS;
     }
     let hsm = match SoftHsm::new() {
@@ -235,7 +256,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    for label in ["main", "dup", "dup", "lonely"] {
+    for label in ["main", "dup", "dup", "lonely", interop::TOKEN, token::RELOGIN, token::REPIN] {
         if let Err(e) = hsm.init_token(label, "12345678", PIN) {
             eprintln!("{e}");
             return ExitCode::FAILURE;
@@ -261,9 +282,41 @@ fn main() -> ExitCode {
         ("layout::objects_on_the_token", layout_on_the_token),
         ("layout::deleted_behind_our_back", deleted_behind_our_back),
         ("layout::names_are_unique_and_listed", names_are_unique_and_listed),
+        ("token::relogin_after_logout", token::relogin_after_logout),
+        ("token::refused_pin_is_not_retried", token::refused_pin_is_not_retried),
+        ("token::deleted_between_calls", token::deleted_between_calls),
+        (
+            "token::oaep_sha256_declared_as_the_token_does_it",
+            token::oaep_sha256_declared_as_the_token_does_it,
+        ),
+        ("token::secp256k1_as_the_token_does_it", token::secp256k1_as_the_token_does_it),
+        ("token::extractable_only_when_asked", token::extractable_only_when_asked),
+        ("vectors::rfc3394", vectors::rfc3394),
+        ("vectors::rfc5649", vectors::rfc5649),
     ];
-    let trials = tests.iter().map(|(n, f)| Trial::test(*n, *f)).collect();
+    let mut trials: Vec<Trial> = tests.iter().map(|(n, f)| Trial::test(*n, *f)).collect();
+    let interop: &[(&str, Test)] = &[
+        ("interop::tool_keys_through_hsm", interop::tool_keys_through_hsm),
+        ("interop::hsm_keys_through_the_tool", interop::hsm_keys_through_the_tool),
+    ];
+    let tool = interop::available();
+    if !tool && servers_required() {
+        eprintln!("OpenSC's pkcs11-tool is missing (apt-get install opensc), and HSM_REQUIRE_SERVERS is set");
+        return ExitCode::FAILURE;
+    }
+    for (n, f) in interop {
+        let t = Trial::test(*n, *f);
+        trials.push(if tool { t } else { t.with_ignored_flag(true) });
+    }
+    if !tool {
+        eprintln!("skipped: the interop tests: OpenSC's pkcs11-tool is missing (apt-get install opensc)");
+    }
+    // The module is finalized when its last provider is dropped, which closes every
+    // session of the process, including the raw ones tests open as "another
+    // application": one provider lives for the whole run so that never happens mid-test.
+    let keeper = connect("main");
     let conclusion = libtest_mimic::run(&args, trials);
+    drop(keeper);
     drop(hsm);
     conclusion.exit_code()
 }

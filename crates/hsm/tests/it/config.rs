@@ -108,6 +108,54 @@ fn pkcs11_uris_select_pkcs11_or_name_the_feature() {
     }
 }
 
+#[cfg(feature = "pkcs11")]
+#[test]
+fn toml_pkcs11_table() {
+    use hsm::pkcs11::{PIN_ENV, PinSource, TokenSelector};
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("hsm.toml");
+    std::fs::write(
+        &file,
+        "provider = \"pkcs11\"\n[pkcs11]\nmodule = \"/usr/lib/softhsm/libsofthsm2.so\"\ntoken = \"app\"\n\
+         pin_file = \"secrets/pin\"\n",
+    )
+    .unwrap();
+    let mut cfg = Config::from_file(&file).unwrap();
+    assert_eq!(cfg.provider_name(), "pkcs11");
+    let p11 = cfg.pkcs11_mut().unwrap();
+    assert_eq!(p11.token, TokenSelector::Label("app".into()));
+    assert_eq!(p11.module, Path::new("/usr/lib/softhsm/libsofthsm2.so"));
+    assert_eq!(p11.pin, PinSource::File(dir.path().join("secrets/pin")));
+
+    let mut cfg =
+        Config::from_toml("provider = \"pkcs11\"\n[pkcs11]\nmodule = \"/m.so\"\nslot = 3\n").unwrap();
+    let p11 = cfg.pkcs11_mut().unwrap();
+    assert_eq!(p11.token, TokenSelector::Slot(3));
+    assert_eq!(p11.pin, PinSource::Env(PIN_ENV.into()), "no PIN source: HSM_PKCS11_PIN");
+    let cfg = Config::from_toml(
+        "provider = \"pkcs11\"\n[pkcs11]\nmodule = \"/m.so\"\nserial = \"9a\"\npin_env = \"P\"\n",
+    );
+    assert_eq!(cfg.unwrap().pkcs11_mut().unwrap().pin, PinSource::Env("P".into()));
+    assert!(Config::memory().pkcs11_mut().is_none());
+
+    let cases: &[(&str, &str)] = &[
+        ("", "no [pkcs11] table"),
+        ("[pkcs11]\ntoken = \"a\"\n", "pkcs11.module is missing"),
+        ("[pkcs11]\nmodule = \"/m.so\"\n", "exactly one of token"),
+        ("[pkcs11]\nmodule = \"/m.so\"\ntoken = \"a\"\nslot = 1\n", "exactly one of token"),
+        (
+            "[pkcs11]\nmodule = \"/m.so\"\ntoken = \"a\"\npin_file = \"/p\"\npin_env = \"V\"\n",
+            "at most one of pin_file",
+        ),
+        ("[pkcs11]\nmodule = \"/m.so\"\ntoken = \"a\"\npin = \"1234\"\n", "unknown field `pin`"),
+    ];
+    for (table, needle) in cases {
+        let msg = config_error(Config::from_toml(&format!("provider = \"pkcs11\"\n{table}")));
+        assert!(msg.contains(needle), "{table:?}: {msg}");
+        assert!(!msg.contains("1234"), "{msg}");
+    }
+}
+
 #[test]
 fn azure_keyvault_urls_select_azure_or_name_the_feature() {
     let r = Config::from_url("azure-keyvault://contoso.vault.azure.net");
@@ -196,7 +244,8 @@ fn every_bad_toml_names_the_field() {
         ),
         ("provider = \"local\"\nsecret = 1\n", &["unknown field `secret`"]),
         ("provider = \"local\n", &["line 1"]),
-        ("provider = \"pkcs11\"", &["the pkcs11"]),
+        // With feature pkcs11: "no [pkcs11] table"; without: "needs feature `pkcs11`".
+        ("provider = \"pkcs11\"", &["pkcs11"]),
     ];
     for (text, needles) in cases {
         let msg = config_error(Config::from_toml(text));
