@@ -1,13 +1,12 @@
 //! The public-key operations Cloud KMS leaves to the client: RSA-OAEP encryption and
-//! signature verification, on aws-lc-rs, with the version's public key.
+//! signature verification with the version's public key, on hsm-local's primitives (the
+//! same code the local provider and hsm-aws's local verification use).
 
-use aws_lc_rs::digest::{self, Digest};
-use aws_lc_rs::rsa::{
-    OAEP_SHA1_MGF1SHA1, OAEP_SHA256_MGF1SHA256, OaepPublicEncryptingKey, PublicEncryptingKey,
-};
-use aws_lc_rs::signature::{self, ParsedPublicKey};
+use aws_lc_rs::digest;
+use aws_lc_rs::rsa::PublicEncryptingKey;
 use base64::Engine as _;
 use hsm_core::{DigestAlgorithm, EncryptionAlgorithm, Error, KeySpec, Result, SignInput, SignatureAlgorithm};
+use hsm_local::primitives;
 
 use crate::PROVIDER;
 
@@ -46,40 +45,12 @@ pub(crate) fn rsa_oaep_encrypt(
     alg: EncryptionAlgorithm,
     plaintext: &[u8],
 ) -> Result<Vec<u8>> {
-    let oaep = match alg {
-        EncryptionAlgorithm::RsaOaepSha1 => &OAEP_SHA1_MGF1SHA1,
-        EncryptionAlgorithm::RsaOaepSha256 => &OAEP_SHA256_MGF1SHA256,
-        other => return Err(Error::invalid_input(PROVIDER, format!("{other} is not an RSA-OAEP algorithm"))),
-    };
+    if !matches!(alg, EncryptionAlgorithm::RsaOaepSha1 | EncryptionAlgorithm::RsaOaepSha256) {
+        return Err(Error::invalid_input(PROVIDER, format!("{alg} is not an RSA-OAEP algorithm")));
+    }
     let key = PublicEncryptingKey::from_der(spki_der).map_err(|_| bad_key())?;
-    let key = OaepPublicEncryptingKey::new(key).map_err(|_| bad_key())?;
-    let mut out = vec![0u8; key.ciphertext_size()];
-    let n = key
-        .encrypt(oaep, plaintext, &mut out, None)
-        .map_err(|_| {
-            Error::invalid_input(PROVIDER, format!("{alg} cannot encrypt {} bytes", plaintext.len()))
-        })?
-        .len();
-    out.truncate(n);
-    Ok(out)
-}
-
-fn verification_alg(
-    spec: KeySpec,
-    alg: SignatureAlgorithm,
-) -> Option<&'static dyn signature::VerificationAlgorithm> {
-    Some(match (alg, spec) {
-        (SignatureAlgorithm::RsaPkcs1v15Sha256, _) => &signature::RSA_PKCS1_2048_8192_SHA256,
-        (SignatureAlgorithm::RsaPkcs1v15Sha384, _) => &signature::RSA_PKCS1_2048_8192_SHA384,
-        (SignatureAlgorithm::RsaPkcs1v15Sha512, _) => &signature::RSA_PKCS1_2048_8192_SHA512,
-        (SignatureAlgorithm::RsaPssSha256, _) => &signature::RSA_PSS_2048_8192_SHA256,
-        (SignatureAlgorithm::RsaPssSha384, _) => &signature::RSA_PSS_2048_8192_SHA384,
-        (SignatureAlgorithm::RsaPssSha512, _) => &signature::RSA_PSS_2048_8192_SHA512,
-        (SignatureAlgorithm::EcdsaSha256, KeySpec::EcP256) => &signature::ECDSA_P256_SHA256_ASN1,
-        (SignatureAlgorithm::EcdsaSha256, KeySpec::EcSecp256k1) => &signature::ECDSA_P256K1_SHA256_ASN1,
-        (SignatureAlgorithm::EcdsaSha384, KeySpec::EcP384) => &signature::ECDSA_P384_SHA384_ASN1,
-        (SignatureAlgorithm::Ed25519, KeySpec::Ed25519) => &signature::ED25519,
-        _ => return None,
+    primitives::rsa_encrypt(&key, alg, plaintext).map_err(|_| {
+        Error::invalid_input(PROVIDER, format!("{alg} cannot encrypt {} bytes", plaintext.len()))
     })
 }
 
@@ -115,18 +86,13 @@ pub(crate) fn verify(
     input: SignInput<'_>,
     sig: &[u8],
 ) -> Result<bool> {
-    let v = verification_alg(spec, alg).ok_or_else(|| {
-        Error::unsupported(PROVIDER, format!("verifying {alg} on an {spec} key"), "Cloud KMS has no such key")
-    })?;
-    let key = ParsedPublicKey::new(v, spki_der).map_err(|_| bad_key())?;
-    Ok(match input {
-        SignInput::Digest(d) => {
-            let Some(dalg) = alg.digest().and_then(digest_alg) else { return Ok(false) };
-            match Digest::import_less_safe(d, dalg) {
-                Ok(d) => key.verify_digest_sig(&d, sig).is_ok(),
-                Err(_) => false,
-            }
-        }
-        _ => key.verify_sig(input.bytes(), sig).is_ok(),
-    })
+    if !alg.fits(spec) {
+        return Err(Error::unsupported(
+            PROVIDER,
+            format!("verifying {alg} on an {spec} key"),
+            "Cloud KMS has no such key",
+        ));
+    }
+    let key = primitives::verifier(spec, alg, spki_der).map_err(|_| bad_key())?;
+    Ok(primitives::verify_with(&key, alg, input, sig))
 }
