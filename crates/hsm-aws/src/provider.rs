@@ -72,14 +72,14 @@ pub const DEFAULT_METADATA_TTL: Duration = Duration::from_secs(30);
 /// (DescribeKey, ListResourceTags, then the operation).
 struct MetadataCache {
     ttl: Duration,
-    entries: Mutex<HashMap<String, Cached>>,
+    entries: Mutex<HashMap<String, Arc<Cached>>>,
 }
 
 /// What a name resolved to: its metadata, the KMS key of its current version, and the KMS
 /// keys of older versions looked up so far, and public keys fetched so far (by version).
 #[derive(Clone)]
 struct Cached {
-    info: KeyInfo,
+    info: Arc<KeyInfo>,
     current_id: String,
     version_ids: BTreeMap<String, String>,
     public_keys: BTreeMap<String, bytes::Bytes>,
@@ -91,12 +91,12 @@ impl MetadataCache {
         MetadataCache { ttl, entries: Mutex::new(HashMap::new()) }
     }
 
-    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<String, Cached>> {
+    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Cached>>> {
         // A panic while holding the lock leaves only a map of plain data behind.
         self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn get(&self, name: &str) -> Option<Cached> {
+    fn get(&self, name: &str) -> Option<Arc<Cached>> {
         if self.ttl.is_zero() {
             return None;
         }
@@ -104,7 +104,7 @@ impl MetadataCache {
         entries.get(name).filter(|c| c.at.elapsed() < self.ttl).cloned()
     }
 
-    fn put(&self, name: &str, entry: Cached) {
+    fn put(&self, name: &str, entry: Arc<Cached>) {
         if !self.ttl.is_zero() {
             self.entries().insert(name.to_owned(), entry);
         }
@@ -112,13 +112,13 @@ impl MetadataCache {
 
     fn remember_version(&self, name: &str, version: &str, key_id: &str) {
         if let Some(c) = self.entries().get_mut(name) {
-            c.version_ids.insert(version.to_owned(), key_id.to_owned());
+            Arc::make_mut(c).version_ids.insert(version.to_owned(), key_id.to_owned());
         }
     }
 
     fn remember_public_key(&self, name: &str, version: &str, der: &bytes::Bytes) {
         if let Some(c) = self.entries().get_mut(name) {
-            c.public_keys.insert(version.to_owned(), der.clone());
+            Arc::make_mut(c).public_keys.insert(version.to_owned(), der.clone());
         }
     }
 
@@ -332,8 +332,9 @@ fn rotates_by_alias(spec: KeySpec) -> bool {
 
 /// A key as resolved for one call.
 struct Resolved {
-    /// The key's metadata (current version, state of the current KMS key).
-    info: KeyInfo,
+    /// The key's metadata (current version, state of the current KMS key), shared with the
+    /// cache: resolving a cached key copies no metadata.
+    info: Arc<KeyInfo>,
     /// The version asked for (or the current one).
     version: String,
     /// The KMS key id holding that version.
@@ -420,7 +421,7 @@ impl AwsKmsProvider {
         if blob.is_empty() {
             return Err(Error::invalid_input(PROVIDER, "the native ciphertext is empty"));
         }
-        Ok(Ciphertext::new(r.info.name, r.version, alg, blob))
+        Ok(Ciphertext::new(r.info.name.clone(), r.version, alg, blob))
     }
 
     /// The SDK client, for operations hsm does not model.
@@ -521,25 +522,25 @@ impl AwsKmsProvider {
     }
 
     /// DescribeKey + ListResourceTags of a name's alias, remembered in the cache.
-    async fn describe_fresh(&self, name: &str) -> Result<Cached> {
+    async fn describe_fresh(&self, name: &str) -> Result<Arc<Cached>> {
         self.cache.forget(name);
         let meta = self.describe(&alias(name), name).await?;
         let tags = self.tags(meta.key_id(), name).await?;
         let info = Self::info_from(name, &meta, &tags)?;
-        let entry = Cached {
-            info,
+        let entry = Arc::new(Cached {
+            info: Arc::new(info),
             current_id: meta.key_id().to_owned(),
             version_ids: BTreeMap::new(),
             public_keys: BTreeMap::new(),
             at: Instant::now(),
-        };
+        });
         self.cache.put(name, entry.clone());
         Ok(entry)
     }
 
-    async fn pick_version(&self, key: &KeyRef, c: Cached) -> Result<Resolved> {
+    async fn pick_version(&self, key: &KeyRef, c: Arc<Cached>) -> Result<Resolved> {
         let name = key.name();
-        let Cached { info, current_id, version_ids, .. } = c;
+        let (info, current_id) = (c.info.clone(), c.current_id.clone());
         let current = info.version.clone();
         let Some(v) = key.version() else {
             return Ok(Resolved { info, version: current, key_id: current_id.clone(), current_id });
@@ -551,7 +552,7 @@ impl AwsKmsProvider {
         if v == current || !rotates_by_alias(info.spec) {
             return Ok(Resolved { info, version: v.to_owned(), key_id: current_id.clone(), current_id });
         }
-        if let Some(id) = version_ids.get(v) {
+        if let Some(id) = c.version_ids.get(v) {
             return Ok(Resolved { info, version: v.to_owned(), key_id: id.clone(), current_id });
         }
         let old = match self.describe(&version_alias(name, n), name).await {
@@ -846,7 +847,7 @@ impl Provider for AwsKmsProvider {
     }
 
     async fn get_key(&self, key: &KeyRef) -> Result<KeyInfo> {
-        Ok(self.resolve_fresh(key).await?.info)
+        Ok(self.resolve_fresh(key).await?.info.as_ref().clone())
     }
 
     async fn list_keys(&self, req: ListKeys) -> Result<KeyPage> {
@@ -979,7 +980,7 @@ impl Provider for AwsKmsProvider {
                 .await
                 .map_err(|e| from_sdk("TagResource", Some(&name), e))?;
         }
-        Ok(self.resolve_fresh(&KeyRef::new(name)).await?.info)
+        Ok(self.resolve_fresh(&KeyRef::new(name)).await?.info.as_ref().clone())
     }
 
     async fn set_key_state(&self, key: &KeyRef, state: KeyState) -> Result<KeyInfo> {
@@ -1015,7 +1016,7 @@ impl Provider for AwsKmsProvider {
             sent?;
         }
         self.cache.forget(&r.info.name);
-        let mut info = r.info;
+        let mut info = Arc::unwrap_or_clone(r.info);
         info.state = state;
         Ok(info)
     }
@@ -1065,7 +1066,7 @@ impl Provider for AwsKmsProvider {
                 .await
                 .map_err(|e| from_sdk("CancelKeyDeletion", Some(&r.info.name), e))?;
         }
-        Ok(self.resolve_fresh(&KeyRef::new(key.name())).await?.info)
+        Ok(self.resolve_fresh(&KeyRef::new(key.name())).await?.info.as_ref().clone())
     }
 
     async fn public_key(&self, key: &KeyRef) -> Result<PublicKey> {
@@ -1080,7 +1081,7 @@ impl Provider for AwsKmsProvider {
             ));
         }
         let der = self.public_key_der(&r).await?;
-        Ok(PublicKey::new(r.info.name, r.version, r.info.spec, der.to_vec()))
+        Ok(PublicKey::new(r.info.name.clone(), r.version, r.info.spec, der.to_vec()))
     }
 
     async fn encrypt(
@@ -1094,7 +1095,7 @@ impl Provider for AwsKmsProvider {
         check::encrypt(PROVIDER, &self.caps, &r.info, alg, plaintext.len(), aad)?;
         Self::current_only(&r)?;
         let ct = self.kms_encrypt(&r, encryption_spec(alg), plaintext, aad).await?;
-        Ok(Ciphertext::new(r.info.name, r.version, alg, ct))
+        Ok(Ciphertext::new(r.info.name.clone(), r.version, alg, ct))
     }
 
     async fn decrypt(
@@ -1124,7 +1125,7 @@ impl Provider for AwsKmsProvider {
             .await
             .map_err(|e| self.failed("Sign", &r.info.name, e))?;
         let sig = out.signature.map(Blob::into_inner).unwrap_or_default();
-        Ok(Signature::new(r.info.name, r.version, alg, sig))
+        Ok(Signature::new(r.info.name.clone(), r.version, alg, sig))
     }
 
     async fn verify(
@@ -1170,7 +1171,7 @@ impl Provider for AwsKmsProvider {
         }
         Self::current_only(&r)?;
         let ct = self.kms_encrypt(&r, wrap_spec(alg), key_material, None).await?;
-        Ok(WrappedKey::new(r.info.name, r.version, alg, ct))
+        Ok(WrappedKey::new(r.info.name.clone(), r.version, alg, ct))
     }
 
     async fn unwrap_key(&self, key: &KeyRef, wrapped: &WrappedKey) -> Result<Zeroizing<Vec<u8>>> {
@@ -1194,7 +1195,7 @@ impl Provider for AwsKmsProvider {
             .await
             .map_err(|e| self.failed("GenerateMac", &r.info.name, e))?;
         let tag = out.mac.map(Blob::into_inner).unwrap_or_default();
-        Ok(MacTag::new(r.info.name, r.version, alg, tag))
+        Ok(MacTag::new(r.info.name.clone(), r.version, alg, tag))
     }
 
     async fn verify_mac(&self, key: &KeyRef, alg: MacAlgorithm, message: &[u8], tag: &[u8]) -> Result<bool> {
