@@ -145,16 +145,7 @@ fn validate_endpoint(endpoint: &str) -> Result<()> {
 }
 
 fn parse_duration(key: &str, value: &str) -> Result<Duration> {
-    let secs = value
-        .strip_suffix("ms")
-        .map(|ms| (ms, 1000.0))
-        .unwrap_or((value.strip_suffix('s').unwrap_or(value), 1.0));
-    match secs.0.parse::<f64>() {
-        Ok(n) if n > 0.0 && n.is_finite() && n / secs.1 <= 3600.0 => Ok(Duration::from_secs_f64(n / secs.1)),
-        _ => Err(config_err(format!(
-            "{key}={value} is not a duration; write seconds (e.g. {key}=5 or {key}=5s) or milliseconds ({key}=500ms), at most one hour"
-        ))),
-    }
+    hsm_core::settings::parse_duration(PROVIDER, key, value, Duration::from_secs(3600))
 }
 
 impl AwsConfig {

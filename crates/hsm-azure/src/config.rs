@@ -173,16 +173,7 @@ pub fn kind_of_host(host: &str) -> Option<VaultKind> {
 }
 
 fn parse_duration(key: &str, value: &str) -> Result<Duration> {
-    let (num, scale) = match value.strip_suffix("ms") {
-        Some(ms) => (ms, 1000.0),
-        None => (value.strip_suffix('s').unwrap_or(value), 1.0),
-    };
-    match num.parse::<f64>() {
-        Ok(n) if n > 0.0 && n.is_finite() && n / scale <= 3600.0 => Ok(Duration::from_secs_f64(n / scale)),
-        _ => Err(config_err(format!(
-            "{key}={value} is not a duration; write seconds (e.g. {key}=5 or {key}=5s) or milliseconds ({key}=500ms), at most one hour"
-        ))),
-    }
+    hsm_core::settings::parse_duration(PROVIDER, key, value, Duration::from_secs(3600))
 }
 
 /// Parses and normalises a vault URL: `https://HOST[:PORT]`, no path, query or credentials.

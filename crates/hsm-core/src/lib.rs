@@ -32,6 +32,7 @@ mod ext;
 mod key;
 pub mod paging;
 mod provider;
+pub mod settings;
 mod vocab;
 
 pub use async_trait::async_trait;

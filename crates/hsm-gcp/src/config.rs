@@ -148,24 +148,7 @@ fn validate_endpoint(endpoint: &str) -> Result<()> {
 }
 
 fn parse_duration(key: &str, value: &str) -> Result<Duration> {
-    let (num, scale) = if let Some(ms) = value.strip_suffix("ms") {
-        (ms, 0.001)
-    } else if let Some(d) = value.strip_suffix('d') {
-        (d, 86_400.0)
-    } else if let Some(h) = value.strip_suffix('h') {
-        (h, 3600.0)
-    } else {
-        (value.strip_suffix('s').unwrap_or(value), 1.0)
-    };
-    match num.parse::<f64>() {
-        Ok(n) if n > 0.0 && n.is_finite() && n * scale <= 200.0 * 86_400.0 => {
-            Ok(Duration::from_secs_f64(n * scale))
-        }
-        _ => Err(config_err(format!(
-            "{key}={value} is not a duration; write seconds ({key}=5 or {key}=5s), milliseconds \
-             ({key}=500ms), hours ({key}=24h) or days ({key}=30d)"
-        ))),
-    }
+    hsm_core::settings::parse_duration(PROVIDER, key, value, Duration::from_secs(200 * 86_400))
 }
 
 impl GcpConfig {
