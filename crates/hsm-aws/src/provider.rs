@@ -358,10 +358,11 @@ impl AwsKmsProvider {
     /// decrypt, sign, verify, wrap, unwrap, MAC and public-key calls, which then cost one KMS
     /// request instead of three. `get_key`, `list_keys` and every change (rotate, enable,
     /// disable, deletion) always read KMS afresh, and every change made through this provider
-    /// (or its clones) is seen at once. A change made by another process (say, the key disabled
-    /// in the console) is seen by this provider's data-plane calls within `ttl` — KMS itself
-    /// still refuses a disabled key at once. `Duration::ZERO` turns the cache off. The default
-    /// is [`DEFAULT_METADATA_TTL`].
+    /// (or its clones) is seen at once. Changes made by another process: a key disabled or
+    /// scheduled for deletion elsewhere is refused by KMS at once and its entry dropped; only
+    /// enabled keys are cached, so a key enabled elsewhere works at once; a rotation or alias
+    /// move made elsewhere is seen within `ttl`. `Duration::ZERO` turns the cache off. The
+    /// default is [`DEFAULT_METADATA_TTL`].
     #[must_use]
     pub fn with_metadata_ttl(mut self, ttl: Duration) -> Self {
         self.cache = Arc::new(MetadataCache::new(ttl));
@@ -534,7 +535,12 @@ impl AwsKmsProvider {
             public_keys: BTreeMap::new(),
             at: Instant::now(),
         });
-        self.cache.put(name, entry.clone());
+        // Only usable keys are kept: a refusal made from a cached "disabled" would outlive
+        // the key being enabled again elsewhere, while a call to an enabled key that has since
+        // been disabled is refused by KMS itself (and then forgotten).
+        if entry.info.state == KeyState::Enabled {
+            self.cache.put(name, entry.clone());
+        }
         Ok(entry)
     }
 

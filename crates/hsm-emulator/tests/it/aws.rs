@@ -600,3 +600,38 @@ async fn ed25519_keys_sign_raw_messages() {
         .await;
     assert_eq!(code(e), "ValidationException");
 }
+
+/// hsm-aws's metadata cache against a KMS that enforces key states: a key disabled by another
+/// tool is refused by the service at once, the stale entry is dropped, and the key works
+/// again as soon as it is re-enabled.
+#[tokio::test]
+async fn hsm_aws_cache_follows_changes_made_by_other_tools() {
+    let running = emulator().await;
+    let cfg = hsm_aws::AwsConfig::new()
+        .with_region(hsm_emulator::aws::DEFAULT_REGION)
+        .with_endpoint(running.url())
+        .static_credentials(
+            hsm_emulator::aws::DEFAULT_ACCESS_KEY_ID,
+            hsm_emulator::aws::DEFAULT_SECRET_ACCESS_KEY,
+        )
+        .metadata_ttl(std::time::Duration::from_secs(600));
+    let p = hsm_aws::AwsKmsProvider::connect(&cfg).await.unwrap();
+    let key = KeyRef::new("elsewhere");
+    let info = p.create_key(hsm_core::CreateKey::new("elsewhere", hsm_core::KeySpec::Aes256)).await.unwrap();
+    p.encrypt(&key, EncryptionAlgorithm::AesGcm, b"x", None).await.unwrap();
+
+    let other = client(&running);
+    other.disable_key().key_id(&info.native_id).send().await.unwrap();
+    // The cache still says enabled, so the call goes out, and KMS refuses it.
+    let err = p.encrypt(&key, EncryptionAlgorithm::AesGcm, b"x", None).await.unwrap_err();
+    assert!(matches!(err, hsm_core::Error::KeyUnusable { .. }), "{err}");
+    // The entry was dropped: the next call reads afresh and refuses before any Encrypt.
+    let err = p.encrypt(&key, EncryptionAlgorithm::AesGcm, b"x", None).await.unwrap_err();
+    assert!(
+        matches!(err, hsm_core::Error::KeyUnusable { reason: hsm_core::UnusableReason::Disabled, .. }),
+        "{err}"
+    );
+    other.enable_key().key_id(&info.native_id).send().await.unwrap();
+    let ct = p.encrypt(&key, EncryptionAlgorithm::AesGcm, b"x", None).await.unwrap();
+    assert_eq!(p.decrypt(&key, &ct, None).await.unwrap().as_slice(), b"x");
+}
