@@ -147,6 +147,9 @@
 //! looked up by `CKA_ID` on every call, so handles that change after a re-login, and keys
 //! deleted by another process (`NotFound`), are handled. The module is initialized once
 //! per process and finalized (`C_Finalize`) when the last provider using it is dropped.
+//! `C_Finalize` ends every session any code in the process has on that module: if the
+//! application also uses the module directly (its own cryptoki context), keep one
+//! provider alive for as long as that code runs.
 //!
 //! ## Errors
 //!
