@@ -120,6 +120,11 @@ fn check_flag(op: &str, field: &str, verified: bool) -> Result<()> {
     if verified { Ok(()) } else { Err(integrity(op, field)) }
 }
 
+/// The AAD's `verified_*` flag, which must be set whenever AAD was sent (always with its CRC).
+fn check_aad_flag(op: &str, aad_sent: bool, verified: bool) -> Result<()> {
+    if aad_sent { check_flag(op, "verified_additional_authenticated_data_crc32c", verified) } else { Ok(()) }
+}
+
 fn check_name(op: &str, asked: &str, got: &str) -> Result<()> {
     if got.is_empty() || got == asked {
         Ok(())
@@ -665,13 +670,7 @@ impl GcpKmsProvider {
             let out = req.send().await.map_err(|e| from_gax("RawEncrypt", Some(name), e))?;
             let op = "RawEncrypt";
             check_flag(op, "verified_plaintext_crc32c", out.verified_plaintext_crc32c)?;
-            if !aad.is_empty() {
-                check_flag(
-                    op,
-                    "verified_additional_authenticated_data_crc32c",
-                    out.verified_additional_authenticated_data_crc32c,
-                )?;
-            }
+            check_aad_flag(op, !aad.is_empty(), out.verified_additional_authenticated_data_crc32c)?;
             check_crc(op, "ciphertext_crc32c", &out.ciphertext, out.ciphertext_crc32c)?;
             check_crc(
                 op,
@@ -708,13 +707,7 @@ impl GcpKmsProvider {
             let out = req.send().await.map_err(|e| from_gax("Encrypt", Some(name), e))?;
             let op = "Encrypt";
             check_flag(op, "verified_plaintext_crc32c", out.verified_plaintext_crc32c)?;
-            if !aad.is_empty() {
-                check_flag(
-                    op,
-                    "verified_additional_authenticated_data_crc32c",
-                    out.verified_additional_authenticated_data_crc32c,
-                )?;
-            }
+            check_aad_flag(op, !aad.is_empty(), out.verified_additional_authenticated_data_crc32c)?;
             check_crc(op, "ciphertext_crc32c", &out.ciphertext, out.ciphertext_crc32c)?;
             check_name(op, &r.version_name, &out.name)?;
             Ok(out.ciphertext.to_vec())
@@ -762,13 +755,7 @@ impl GcpKmsProvider {
                 "verified_initialization_vector_crc32c",
                 out.verified_initialization_vector_crc32c,
             )?;
-            if !aad.is_empty() {
-                check_flag(
-                    op,
-                    "verified_additional_authenticated_data_crc32c",
-                    out.verified_additional_authenticated_data_crc32c,
-                )?;
-            }
+            check_aad_flag(op, !aad.is_empty(), out.verified_additional_authenticated_data_crc32c)?;
             check_crc(op, "plaintext_crc32c", &pt, out.plaintext_crc32c)?;
             Ok(pt)
         } else {
