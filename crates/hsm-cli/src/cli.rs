@@ -46,6 +46,9 @@ Examples:
   hsm verify --key signer --signature release.sig -i release.tar   # exit 0 valid, 1 invalid
   hsm key public signer -o signer.pem     # then: openssl dgst -sha256 -verify signer.pem ...
   hsm key list --tag env=prod --output json
+  hsm encrypt --envelope --key payments --context tenant=acme -i backup.tar -o backup.hsm
+  hsm envelope inspect backup.hsm
+  hsm decrypt --key payments --context tenant=acme -i backup.hsm -o backup.tar
 
 Exit codes:
   0 success (verify: valid)      1 verify/mac-verify: invalid     2 usage error
@@ -90,6 +93,9 @@ pub(crate) enum Command {
     Mac(MacArgs),
     /// Check an HMAC tag: exit 0 and "valid", or exit 1 and "invalid"
     MacVerify(MacVerifyArgs),
+    /// Look inside envelopes (`hsm encrypt --envelope`) without any provider call
+    #[command(subcommand)]
+    Envelope(EnvelopeCommand),
     /// Print a shell completion script
     Completions {
         /// The shell
@@ -184,6 +190,20 @@ pub(crate) enum KeyCommand {
     },
 }
 
+#[derive(Debug, Subcommand)]
+pub(crate) enum EnvelopeCommand {
+    /// Print an envelope's header: version, suite, segment size, encryption context and
+    /// recipients (provider, key, key version, algorithm). Reads only the header and calls
+    /// no provider.
+    Inspect {
+        /// The envelope ('-' for stdin)
+        #[arg(value_name = "FILE", default_value = "-")]
+        file: PathBuf,
+        #[command(flatten)]
+        output: OutputArg,
+    },
+}
+
 /// How metadata is printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum Format {
@@ -225,19 +245,25 @@ pub(crate) struct EncryptArgs {
     /// Encryption algorithm [default: aes-gcm for AES keys, rsa-oaep-sha256 for RSA keys]
     #[arg(long, value_parser = Vocab::<EncryptionAlgorithm>::new())]
     pub(crate) algorithm: Option<EncryptionAlgorithm>,
-    /// Additional authenticated data (AES-GCM); decrypt needs the same text
-    #[arg(long, value_name = "TEXT")]
+    /// Additional authenticated data (AES-GCM); decrypt needs the same text. Envelopes
+    /// take --context instead
+    #[arg(long, value_name = "TEXT", conflicts_with = "envelope")]
     pub(crate) aad: Option<String>,
     #[command(flatten)]
     pub(crate) io: Io,
-    /// Write the ciphertext as base64
+    /// Write the ciphertext as base64 (an envelope is then built in memory)
     #[arg(long)]
     pub(crate) base64: bool,
-    /// Envelope encryption for data of any size: a fresh data key, wrapped by --key (usage
-    /// wrap or encrypt), encrypts the data locally in 64 KiB AES-256-GCM segments.
-    /// `hsm decrypt` recognises envelopes by themselves.
+    /// Envelope encryption for data of any size, streamed in constant memory: a fresh data
+    /// key, wrapped or encrypted by --key (usage wrap or encrypt), encrypts the data locally
+    /// in 64 KiB AES-256-GCM segments on every core. `hsm decrypt` recognises envelopes by
+    /// themselves; `hsm envelope inspect` shows their header
     #[arg(long, conflicts_with = "algorithm")]
     pub(crate) envelope: bool,
+    /// With --envelope: an encryption-context pair KEY=VALUE stored in the header in the
+    /// clear, authenticated, and given to the provider (repeat for more). Not secret
+    #[arg(long = "context", value_name = "KEY=VALUE", value_parser = parse_context, requires = "envelope")]
+    pub(crate) context: Vec<(String, String)>,
     /// Write the provider-native ciphertext (e.g. an AWS CiphertextBlob, raw Key Vault or
     /// Cloud KMS bytes) that the vendor's own tools decrypt, instead of an hsm ciphertext.
     /// It records nothing: decrypting it needs `hsm decrypt --native` with the same key
@@ -250,14 +276,22 @@ pub(crate) struct EncryptArgs {
 pub(crate) struct DecryptArgs {
     #[command(flatten)]
     pub(crate) key: KeyArg,
-    /// The additional authenticated data given to encrypt
+    /// The additional authenticated data given to encrypt (or to a version-1 envelope)
     #[arg(long, value_name = "TEXT")]
     pub(crate) aad: Option<String>,
     #[command(flatten)]
     pub(crate) io: Io,
-    /// Read the ciphertext as base64
+    /// Read the ciphertext as base64 (an envelope is then opened in memory)
     #[arg(long)]
     pub(crate) base64: bool,
+    /// For an envelope: require this encryption-context pair KEY=VALUE (repeat: all must be
+    /// there); refused before any provider call when it is missing
+    #[arg(long = "context", value_name = "KEY=VALUE", value_parser = parse_context)]
+    pub(crate) context: Vec<(String, String)>,
+    /// For an envelope in a file: decrypt only LEN plaintext bytes from OFFSET (e.g.
+    /// 1048576:4096), reading only the segments they lie in
+    #[arg(long, value_name = "OFFSET:LEN", value_parser = parse_range, conflicts_with_all = ["native", "base64"])]
+    pub(crate) range: Option<std::ops::Range<u64>>,
     /// The input is a provider-native ciphertext made by the vendor's own tools (or by
     /// `hsm encrypt --native`) under --key, not an hsm ciphertext
     #[arg(long)]
@@ -359,6 +393,19 @@ fn parse_tag(s: &str) -> Result<(String, String), String> {
         Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
         _ => Err(format!("tag '{s}' must look like KEY=VALUE, e.g. env=prod")),
     }
+}
+
+fn parse_context(s: &str) -> Result<(String, String), String> {
+    hsm::envelope::Context::parse_pair(s)
+        .map_err(|_| format!("context '{s}' must look like KEY=VALUE, e.g. tenant=acme"))
+}
+
+fn parse_range(s: &str) -> Result<std::ops::Range<u64>, String> {
+    let bad = || format!("range '{s}' must look like OFFSET:LEN in bytes, e.g. 1048576:4096");
+    let (offset, len) = s.split_once(':').ok_or_else(bad)?;
+    let offset: u64 = offset.trim().parse().map_err(|_| bad())?;
+    let len: u64 = len.trim().parse().map_err(|_| bad())?;
+    Ok(offset..offset.saturating_add(len))
 }
 
 fn parse_key_ref(s: &str) -> Result<KeyRef, String> {

@@ -6,7 +6,7 @@ use clap::CommandFactory as _;
 use hsm::{Ciphertext, Client, Config, CreateKey, Deletion, KeyInfo, KeyRef, ListKeys, WrappedKey};
 use serde::Serialize;
 
-use crate::cli::{Cli, Command, Format, KeyCommand};
+use crate::cli::{Cli, Command, EnvelopeCommand, Format, KeyCommand};
 use crate::failure::{Failure, code};
 use crate::io::{Secrecy, print, read_all, read_artifact, refuse_binary_tty, write_all, write_artifact};
 
@@ -19,29 +19,51 @@ pub(crate) async fn run(cli: Cli) -> Result<u8, Failure> {
         write_all(Path::new("-"), &script, Secrecy::Public)?;
         return Ok(code::OK);
     }
+    if let Command::Envelope(EnvelopeCommand::Inspect { file, output }) = &cli.command {
+        return crate::envelope::inspect(file, output.output).await;
+    }
     let client = connect(cli.provider.as_deref(), cli.config.as_deref()).await?;
     match cli.command {
-        Command::Completions { .. } => Ok(code::OK),
+        Command::Completions { .. } | Command::Envelope(_) => Ok(code::OK),
         Command::Key(cmd) => key(&client, cmd).await.map(|()| code::OK),
+        Command::Encrypt(a) if a.envelope => crate::envelope::encrypt(&client, &a).await,
         Command::Encrypt(a) => {
             refuse_binary_tty(&a.io.out, a.base64)?;
             let plaintext = read_all(&a.io.input)?;
-            let aad = a.aad.as_deref().map(str::as_bytes);
-            let out = if a.envelope {
-                client.encrypt_envelope(a.key.key, &plaintext, aad).await?
-            } else {
-                let ct = match aad {
-                    Some(aad) => client.encrypt_with_aad(a.key.key, &plaintext, a.algorithm, aad).await?,
-                    None => client.encrypt(a.key.key, &plaintext, a.algorithm).await?,
-                };
-                // The native form is the provider's own ciphertext, which hsm's format wraps.
-                if a.native { ct.as_bytes().to_vec() } else { ct.to_bytes() }
+            let ct = match a.aad.as_deref().map(str::as_bytes) {
+                Some(aad) => client.encrypt_with_aad(a.key.key, &plaintext, a.algorithm, aad).await?,
+                None => client.encrypt(a.key.key, &plaintext, a.algorithm).await?,
             };
+            // The native form is the provider's own ciphertext, which hsm's format wraps.
+            let out = if a.native { ct.as_bytes().to_vec() } else { ct.to_bytes() };
             write_artifact(&a.io.out, &out, a.base64)?;
             Ok(code::OK)
         }
         Command::Decrypt(a) => {
-            let blob = read_artifact(&a.io.input, a.base64, "ciphertext")?;
+            let blob = if a.native || a.base64 {
+                read_artifact(&a.io.input, a.base64, "ciphertext")?
+            } else {
+                // Envelopes stream; anything else is a single-call blob read whole.
+                let (head, mut input, size) = crate::envelope::sniff(&a.io.input).await?;
+                if hsm::envelope::is_envelope(&head) {
+                    return crate::envelope::decrypt(&client, &a, head, input, size).await;
+                }
+                let mut blob = head;
+                tokio::io::AsyncReadExt::read_to_end(&mut input, &mut blob)
+                    .await
+                    .map_err(|e| Failure::read(&a.io.input, e))?;
+                blob
+            };
+            if a.range.is_some() {
+                return Err(Failure::Input(
+                    "--range applies to envelopes only (hsm encrypt --envelope)".into(),
+                ));
+            }
+            if !a.context.is_empty() && !hsm::envelope::is_envelope(&blob) {
+                return Err(Failure::Input(
+                    "--context applies to envelopes only; single-call ciphertexts take --aad".into(),
+                ));
+            }
             if a.native {
                 let ct = native_ciphertext(&client, &a, blob).await?;
                 let plaintext = match &a.aad {
@@ -52,11 +74,7 @@ pub(crate) async fn run(cli: Cli) -> Result<u8, Failure> {
                 return Ok(code::OK);
             }
             if hsm::envelope::is_envelope(&blob) {
-                let inner = hsm::envelope::protected_by(&blob)?;
-                same_key(&a.key.key, inner.name(), inner.version().unwrap_or_default(), "envelope")?;
-                let plaintext = client.decrypt_envelope(&blob, a.aad.as_deref().map(str::as_bytes)).await?;
-                write_all(&a.io.out, &plaintext, Secrecy::Secret)?;
-                return Ok(code::OK);
+                return crate::envelope::decrypt_in_memory(&client, &a, &blob).await;
             }
             let ct = Ciphertext::from_bytes(&blob).map_err(|e| not_a_blob(e, a.base64))?;
             same_key(&a.key.key, ct.key(), ct.version(), "ciphertext")?;

@@ -9,7 +9,7 @@ use hsm::Zeroizing;
 
 use crate::failure::Failure;
 
-fn is_stdio(path: &Path) -> bool {
+pub(crate) fn is_stdio(path: &Path) -> bool {
     path.as_os_str() == "-"
 }
 
@@ -63,6 +63,10 @@ pub(crate) fn write_all(path: &Path, bytes: &[u8], secrecy: Secrecy) -> Result<(
         let mut out = io::stdout().lock();
         return out.write_all(bytes).and_then(|()| out.flush()).map_err(|e| Failure::write(path, e));
     }
+    if is_special(path) {
+        let mut out = fs::OpenOptions::new().write(true).open(path).map_err(|e| Failure::write(path, e))?;
+        return out.write_all(bytes).and_then(|()| out.flush()).map_err(|e| Failure::write(path, e));
+    }
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -81,6 +85,12 @@ pub(crate) fn write_all(path: &Path, bytes: &[u8], secrecy: Secrecy) -> Result<(
         Ok(())
     };
     write().map_err(|e| Failure::write(path, e))
+}
+
+/// True for an existing path that is not a regular file (`/dev/null`, a FIFO, a terminal):
+/// written in place, never replaced by renaming a temporary file over it.
+pub(crate) fn is_special(path: &Path) -> bool {
+    fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir())
 }
 
 /// Fails when a binary artifact would be printed to a terminal. Commands check this

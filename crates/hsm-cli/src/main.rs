@@ -59,6 +59,7 @@
 
 mod cli;
 mod commands;
+mod envelope;
 mod failure;
 mod io;
 mod pin;

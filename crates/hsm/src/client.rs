@@ -243,27 +243,36 @@ impl Client {
 
     /// Encrypts data of any size with [envelope encryption](crate::envelope): a fresh
     /// data key, wrapped (or encrypted) by `key`, encrypts `plaintext` locally in
-    /// authenticated 64 KiB segments. One provider call, whatever the size.
+    /// authenticated 64 KiB segments, bound to `context` (non-secret pairs stored in the
+    /// header, e.g. `tenant=acme`; [`Context::new`](crate::envelope::Context::new) for
+    /// none). One provider call, whatever the size. For streams and files use
+    /// [`envelope::Sealer`](crate::envelope::Sealer) with [`Client::provider`].
     ///
     /// # Errors
-    /// [`Error::InvalidInput`] for a key whose usage is neither wrap nor encrypt; the
-    /// provider's errors for the data-key operation.
+    /// [`Error::InvalidInput`] for a key whose usage is neither wrap nor encrypt or a context
+    /// that is too large; the provider's errors for the data-key operation.
     pub async fn encrypt_envelope(
         &self,
         key: impl Into<KeyRef>,
         plaintext: &[u8],
-        aad: Option<&[u8]>,
+        context: &crate::envelope::Context,
     ) -> Result<Vec<u8>> {
-        crate::envelope::seal(&*self.provider, &key.into(), plaintext, aad).await
+        crate::envelope::seal(&*self.provider, &key.into(), plaintext, context).await
     }
 
-    /// Decrypts an envelope made by [`encrypt_envelope`](Client::encrypt_envelope).
+    /// Decrypts an envelope made by [`encrypt_envelope`](Client::encrypt_envelope),
+    /// requiring every pair of `expected` in its context (it may have more).
     ///
     /// # Errors
-    /// [`Error::DecryptionFailed`] (opaque) for a tampered or truncated envelope or the
-    /// wrong `aad`; [`Error::InvalidInput`] for bytes that are not an envelope.
-    pub async fn decrypt_envelope(&self, sealed: &[u8], aad: Option<&[u8]>) -> Result<Zeroizing<Vec<u8>>> {
-        crate::envelope::open(&*self.provider, sealed, aad).await
+    /// [`Error::DecryptionFailed`] (opaque) for a tampered or truncated envelope;
+    /// [`Error::InvalidInput`] for bytes that are not an envelope or a context without an
+    /// expected pair.
+    pub async fn decrypt_envelope(
+        &self,
+        sealed: &[u8],
+        expected: &crate::envelope::Context,
+    ) -> Result<Zeroizing<Vec<u8>>> {
+        crate::envelope::open(&*self.provider, sealed, expected).await
     }
 
     /// Signs `data` with `algorithm`, or the key's natural one when `None` (RSA-PSS-SHA-256

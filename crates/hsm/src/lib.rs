@@ -54,8 +54,10 @@
 //!
 //! ## Data of any size
 //!
-//! [`envelope`] encrypts data of any size locally under a fresh data key that a provider
-//! key wraps, streaming in 64 KiB authenticated segments ([`Client::encrypt_envelope`]).
+//! [`envelope`] (the `hsm-envelope` crate) encrypts data of any size locally under a fresh
+//! data key that a provider key protects: format 2 is key-committing, binds an encryption
+//! context, streams in constant memory on every core, and opens byte ranges
+//! ([`Client::encrypt_envelope`], [`envelope::Sealer`], [`envelope::Opener`]).
 //!
 //! ## Your own provider
 //!
@@ -81,9 +83,12 @@ pub use hsm_local as local;
 #[cfg(feature = "pkcs11")]
 pub use hsm_pkcs11 as pkcs11;
 
+/// Envelope encryption: data of any size under a fresh data key that a provider key
+/// protects (the `hsm-envelope` crate).
+pub use hsm_envelope as envelope;
+
 mod client;
 mod config;
-pub mod envelope;
 
 pub use client::Client;
 pub use config::{Config, ENV_CONFIG, ENV_PASSPHRASE, ENV_PROVIDER};

@@ -304,31 +304,3 @@ fn mac_and_mac_verify() {
     let msg = hsm.fails(4, &["mac", "--key", "aes"], b"m");
     assert!(msg.contains("not an HMAC key"), "{msg}");
 }
-
-#[test]
-fn envelope_encrypts_data_larger_than_any_single_call() {
-    let hsm = Hsm::new();
-    hsm.ok(&["key", "create", "w", "--spec", "aes-256", "--usage", "wrap"], b"");
-    hsm.ok(&["key", "create", "r", "--spec", "rsa-2048"], b"");
-    let big: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
-    let input = hsm.file("big.bin", &big);
-    for key in ["w", "r"] {
-        hsm.ok(&["encrypt", "--key", key, "--envelope", "--aad", "ctx", "-i", &input, "-o", "big.hsm"], b"");
-        let sealed = std::fs::read(hsm.path("big.hsm")).unwrap();
-        assert!(sealed.starts_with(b"hsmE\x01"), "{key}: an envelope");
-        assert!(sealed.len() > big.len());
-        // decrypt recognises the envelope by itself.
-        hsm.ok(&["decrypt", "--key", key, "--aad", "ctx", "-i", "big.hsm", "-o", "big.out"], b"");
-        assert_eq!(std::fs::read(hsm.path("big.out")).unwrap(), big, "{key}");
-        let wrong = hsm.run(&["decrypt", "--key", key, "-i", "big.hsm"], b"");
-        assert_eq!(wrong.code, 4, "{key}: missing AAD is refused: {}", wrong.stderr);
-        assert!(wrong.stderr.contains("decryption failed"), "{}", wrong.stderr);
-    }
-    let other = hsm.run(&["decrypt", "--key", "w", "-i", "big.hsm"], b"");
-    assert_ne!(other.code, 0);
-    assert!(other.stderr.contains("made with key 'r'"), "{}", other.stderr);
-    // RSA-OAEP alone cannot take 300 kB: the error points at envelope encryption.
-    let direct = hsm.run(&["encrypt", "--key", "r", "-i", &input], b"");
-    assert_eq!(direct.code, 4);
-    assert!(direct.stderr.contains("envelope"), "{}", direct.stderr);
-}

@@ -5,6 +5,7 @@ mod harness;
 mod aws;
 mod azure;
 mod crypto;
+mod envelope;
 mod gcp;
 mod keys;
 mod pkcs11;

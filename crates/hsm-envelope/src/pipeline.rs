@@ -1,0 +1,280 @@
+//! The segment pipeline: reads batches of segments, seals or opens them on the blocking pool
+//! (several in flight, so every core works), and writes them in order. Memory stays bounded
+//! by `concurrency + 2` batches whatever the input size.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use hsm_core::{Error, Result};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::task::JoinHandle;
+use zeroize::Zeroizing;
+
+use crate::schedule::{SegmentCipher, TAG_LEN};
+use crate::{PROVIDER, io_error, opaque};
+
+/// Plaintext bytes a batch aims for: large enough that handing it to another thread costs
+/// nothing measurable, small enough that a few in flight stay in cache-sized memory.
+pub(crate) const BATCH_BYTES: usize = 1 << 20;
+
+/// Which way the segments go.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Direction {
+    Seal,
+    Open,
+}
+
+/// A callback told how many plaintext bytes were just sealed or opened.
+#[derive(Clone, Default)]
+pub(crate) struct Progress(pub(crate) Option<Arc<dyn Fn(u64) + Send + Sync>>);
+
+impl Progress {
+    pub(crate) fn add(&self, bytes: u64) {
+        if let Some(f) = &self.0 {
+            f(bytes);
+        }
+    }
+}
+
+impl std::fmt::Debug for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() { "Some(..)" } else { "None" })
+    }
+}
+
+/// How the pipeline runs.
+#[derive(Clone)]
+pub(crate) struct Plan {
+    /// Plaintext bytes per segment.
+    pub(crate) segment: usize,
+    /// Batches processed at once off the async task; 0 processes them inline.
+    pub(crate) concurrency: usize,
+    /// Told of every batch written.
+    pub(crate) progress: Progress,
+}
+
+impl Plan {
+    fn full(&self) -> usize {
+        self.segment + TAG_LEN
+    }
+
+    pub(crate) fn segments_per_batch(&self) -> usize {
+        (BATCH_BYTES / self.segment).max(1)
+    }
+}
+
+/// A batch of consecutive segments in one buffer laid out as on the wire: every segment but
+/// the last is `segment + TAG_LEN` bytes.
+struct Batch {
+    buf: Zeroizing<Vec<u8>>,
+    /// Segments in the batch (0 for an empty read).
+    segments: usize,
+    /// Bytes of the last segment as read: plaintext (seal) or ciphertext with tag (open).
+    last_len: usize,
+    /// The input ended inside this batch.
+    eof: bool,
+}
+
+/// Reads until `buf` is full or the stream ends; returns how many bytes were read.
+pub(crate) async fn read_full<R: AsyncRead + Unpin>(r: &mut R, buf: &mut [u8]) -> Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]).await {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(io_error("read", e)),
+        }
+    }
+    Ok(n)
+}
+
+async fn read_batch<R: AsyncRead + Unpin>(
+    r: &mut R,
+    mut buf: Zeroizing<Vec<u8>>,
+    plan: &Plan,
+    dir: Direction,
+) -> Result<Batch> {
+    let (full, per) = (plan.full(), plan.segments_per_batch());
+    buf.resize(full * per, 0);
+    match dir {
+        Direction::Seal => {
+            // Plaintext goes straight to where its ciphertext will be, leaving room for tags.
+            for j in 0..per {
+                let got = read_full(r, &mut buf[j * full..j * full + plan.segment]).await?;
+                if got < plan.segment {
+                    let (segments, last_len) = if got == 0 { (j, plan.segment) } else { (j + 1, got) };
+                    let last_len = if segments == 0 { 0 } else { last_len };
+                    return Ok(Batch { buf, segments, last_len, eof: true });
+                }
+            }
+            Ok(Batch { buf, segments: per, last_len: plan.segment, eof: false })
+        }
+        Direction::Open => {
+            let got = read_full(r, &mut buf[..]).await?;
+            let eof = got < full * per;
+            let (whole, rest) = (got / full, got % full);
+            let (segments, last_len) = if rest == 0 { (whole, full) } else { (whole + 1, rest) };
+            Ok(Batch { buf, segments, last_len: if segments == 0 { 0 } else { last_len }, eof })
+        }
+    }
+}
+
+/// Seals or opens every segment of `batch` in place; returns the output bytes, which start
+/// at the beginning of the buffer (opened plaintext is moved together over the tags).
+fn process(
+    cipher: &SegmentCipher,
+    plan: &Plan,
+    dir: Direction,
+    batch: &mut Batch,
+    first: u32,
+    last: bool,
+) -> Result<usize> {
+    let full = plan.full();
+    let mut out = 0;
+    for j in 0..batch.segments {
+        let is_last = j + 1 == batch.segments;
+        let counter = first + j as u32;
+        let len = if is_last { batch.last_len } else { plan.segment };
+        let at = j * full;
+        match dir {
+            Direction::Seal => {
+                cipher.seal(counter, last && is_last, &mut batch.buf[at..at + len + TAG_LEN])?;
+                out = at + len + TAG_LEN;
+            }
+            Direction::Open => {
+                let len = if is_last { len } else { full };
+                if len < TAG_LEN {
+                    return Err(opaque());
+                }
+                cipher.open_segment(counter, last && is_last, &mut batch.buf[at..at + len])?;
+                batch.buf.copy_within(at..at + len - TAG_LEN, out);
+                out += len - TAG_LEN;
+            }
+        }
+    }
+    Ok(out)
+}
+
+enum Pending {
+    Done(Batch, Result<usize>),
+    Running(JoinHandle<(Batch, Result<usize>)>),
+}
+
+impl Pending {
+    async fn finish(self) -> Result<(Batch, usize)> {
+        let (batch, r) = match self {
+            Pending::Done(b, r) => (b, r),
+            Pending::Running(h) => h.await.map_err(|e| Error::Provider {
+                provider: PROVIDER,
+                code: "worker".to_owned(),
+                message: format!("an envelope worker failed: {e}"),
+                source: None,
+            })?,
+        };
+        r.map(|n| (batch, n))
+    }
+}
+
+/// Which segments of a message the input holds.
+#[derive(Clone, Copy)]
+pub(crate) struct Span {
+    /// The counter of the first segment read.
+    pub(crate) first: u64,
+    /// The input ends where the message ends, so its last segment is the final one.
+    pub(crate) ends_message: bool,
+}
+
+impl Span {
+    /// A whole message.
+    pub(crate) const WHOLE: Span = Span { first: 0, ends_message: true };
+}
+
+/// Runs the whole body of a message from `reader` to `writer`; returns the plaintext bytes.
+/// In the open direction an empty body (no final segment) is a truncated message.
+pub(crate) async fn run<R, W>(
+    reader: &mut R,
+    writer: &mut W,
+    cipher: SegmentCipher,
+    plan: Plan,
+    dir: Direction,
+    span: Span,
+) -> Result<u64>
+where
+    R: AsyncRead + Unpin + Send,
+    W: AsyncWrite + Unpin + Send,
+{
+    let cipher = Arc::new(cipher);
+    let runtime = tokio::runtime::Handle::try_current().is_ok();
+    let mut pool: Vec<Zeroizing<Vec<u8>>> = Vec::new();
+    let mut inflight: VecDeque<Pending> = VecDeque::new();
+    let mut counter: u64 = span.first;
+    let mut total: u64 = 0;
+
+    let mut cur = read_batch(reader, Zeroizing::new(Vec::new()), &plan, dir).await?;
+    if cur.segments == 0 {
+        match dir {
+            // An empty message is one empty final segment.
+            Direction::Seal => cur.segments = 1,
+            Direction::Open => return Err(opaque()),
+        }
+    }
+    let mut first_batch = true;
+    loop {
+        let next = if cur.eof {
+            None
+        } else {
+            let b = read_batch(reader, pool.pop().unwrap_or_default(), &plan, dir).await?;
+            if b.segments == 0 {
+                pool.push(b.buf);
+                None
+            } else {
+                Some(b)
+            }
+        };
+        let last = next.is_none() && span.ends_message;
+        let first = u32::try_from(counter)
+            .ok()
+            .filter(|f| f.checked_add(cur.segments as u32 - 1).is_some())
+            .ok_or_else(|| match dir {
+                Direction::Seal => Error::invalid_input(
+                    PROVIDER,
+                    "input too large for one envelope (over 2^32 segments); use a larger segment size",
+                ),
+                Direction::Open => opaque(),
+            })?;
+        counter += cur.segments as u64;
+        let mut batch = cur;
+        // A message of one batch is done inline: no thread hand-off for small messages.
+        let pending = if plan.concurrency == 0 || !runtime || (first_batch && next.is_none()) {
+            let r = process(&cipher, &plan, dir, &mut batch, first, last);
+            Pending::Done(batch, r)
+        } else {
+            let (cipher, worker_plan) = (Arc::clone(&cipher), plan.clone());
+            Pending::Running(tokio::task::spawn_blocking(move || {
+                let r = process(&cipher, &worker_plan, dir, &mut batch, first, last);
+                (batch, r)
+            }))
+        };
+        first_batch = false;
+        inflight.push_back(pending);
+        while inflight.len() > plan.concurrency.max(1) || (next.is_none() && !inflight.is_empty()) {
+            let Some(p) = inflight.pop_front() else { break };
+            let (batch, n) = p.finish().await?;
+            writer.write_all(&batch.buf[..n]).await.map_err(|e| io_error("write", e))?;
+            let done = match dir {
+                Direction::Seal => (n - batch.segments * TAG_LEN) as u64,
+                Direction::Open => n as u64,
+            };
+            plan.progress.add(done);
+            total += done;
+            pool.push(batch.buf);
+        }
+        match next {
+            Some(b) => cur = b,
+            None => break,
+        }
+    }
+    writer.flush().await.map_err(|e| io_error("write", e))?;
+    Ok(total)
+}
