@@ -53,6 +53,7 @@ macro_rules! conformance_tests {
         $crate::__conformance_group!(conformance_sign, "sign", $factory, $options);
         $crate::__conformance_group!(conformance_wrap, "wrap", $factory, $options);
         $crate::__conformance_group!(conformance_mac, "mac", $factory, $options);
+        $crate::__conformance_group!(conformance_envelope, "envelope", $factory, $options);
         $crate::__conformance_group!(conformance_rotate, "rotate", $factory, $options);
         $crate::__conformance_group!(conformance_lifecycle, "lifecycle", $factory, $options);
         $crate::__conformance_group!(conformance_errors, "errors", $factory, $options);
@@ -68,6 +69,7 @@ macro_rules! conformance_tests {
                 "sign",
                 "wrap",
                 "mac",
+                "envelope",
                 "rotate",
                 "lifecycle",
                 "errors",

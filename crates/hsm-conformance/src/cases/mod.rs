@@ -9,6 +9,7 @@ use crate::case::Case;
 mod capabilities;
 mod concurrency;
 mod encrypt;
+mod envelope;
 mod errors;
 mod keys;
 mod lifecycle;
@@ -28,6 +29,7 @@ pub const GROUPS: &[&str] = &[
     "sign",
     "wrap",
     "mac",
+    "envelope",
     "rotate",
     "lifecycle",
     "errors",
@@ -50,6 +52,7 @@ pub fn cases(caps: &Capabilities) -> Vec<Case> {
     sign::add(&mut out, caps);
     wrap::add(&mut out, caps);
     mac::add(&mut out, caps);
+    envelope::add(&mut out, caps);
     rotate::add(&mut out, caps);
     lifecycle::add(&mut out, caps);
     errors::add(&mut out, caps);
