@@ -8,6 +8,10 @@
 //! - `lint`: only fmt and clippy.
 //! - `bench`: the criterion benchmarks of hsm-local, then `openssl speed` on the same machine
 //!   and a table of the ratios (`benches/compare.py`).
+//! - `bench envelope`: envelope encryption of 1 GiB by the library against `openssl speed`
+//!   (one core), then `hsm encrypt --envelope` / `hsm decrypt` against the AWS Encryption
+//!   SDK CLI with the same `hsm-emulator aws` key, 1 and 4 GiB on tmpfs: seconds, MB/s, max
+//!   RSS (`benches/envelope_cli.py`).
 //! - `bench aws`: hsm-aws through `Arc<dyn Provider>` against the raw `aws-sdk-kms` client,
 //!   same in-process emulator: p50/p99 latency and throughput with 1 and 32 tasks.
 //!
@@ -54,6 +58,19 @@ fn test(require_servers: bool) -> Result<(), String> {
 const REQUIRE_SERVERS: &str = "HSM_REQUIRE_SERVERS";
 
 fn bench(extra: &[String]) -> Result<(), String> {
+    if extra.first().map(String::as_str) == Some("envelope") {
+        let mut build = cargo();
+        build.args(["build", "--release", "--locked", "-p", "hsm-cli", "-p", "hsm-emulator"]);
+        step("release binaries", build)?;
+        let mut lib = cargo();
+        lib.args(["bench", "-p", "hsm-benches", "--bench", "envelope"]);
+        step("envelope library vs openssl speed", lib)?;
+        let target = env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
+        let bin = |name: &str| format!("{target}/release/{name}");
+        let mut cli = Command::new("python3");
+        cli.args(["benches/envelope_cli.py", &bin("hsm"), &bin("hsm-emulator")]);
+        return step("hsm CLI vs the AWS Encryption SDK CLI", cli);
+    }
     if extra.first().map(String::as_str) == Some("aws") {
         let mut b = cargo();
         b.args(["bench", "-p", "hsm-benches", "--bench", "aws_overhead"]);
@@ -75,7 +92,7 @@ fn main() -> ExitCode {
         Some("lint") => lint(),
         Some("bench") => bench(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <ci|test|lint|bench [aws | criterion args]>");
+            eprintln!("usage: cargo xtask <ci|test|lint|bench [aws | envelope | criterion args]>");
             return ExitCode::from(2);
         }
     };
