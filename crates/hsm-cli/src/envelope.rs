@@ -178,17 +178,8 @@ pub(crate) async fn encrypt(client: &Client, a: &EncryptArgs) -> Result<u8, Fail
 /// Reads up to 5 bytes: enough to tell an envelope from a single-call blob.
 pub(crate) async fn sniff(path: &Path) -> Result<(Vec<u8>, Input, Option<u64>), Failure> {
     let (mut input, size) = open_input(path).await?;
-    let mut head = vec![0u8; 5];
-    let mut n = 0;
-    while n < head.len() {
-        match input.read(&mut head[n..]).await {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(Failure::read(path, e)),
-        }
-    }
-    head.truncate(n);
+    let mut head = Vec::with_capacity(5);
+    (&mut input).take(5).read_to_end(&mut head).await.map_err(|e| Failure::read(path, e))?;
     Ok((head, input, size))
 }
 

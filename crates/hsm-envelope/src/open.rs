@@ -194,8 +194,8 @@ impl Opener {
         R: AsyncRead + Unpin + Send,
         W: AsyncWrite + Unpin + Send,
     {
-        let (header, cipher) = self.unlock(provider, reader).await?;
-        pipeline::run(reader, writer, cipher, self.plan(&header), Direction::Open, Span::WHOLE).await
+        let header = header::read(reader, self.max_recipients).await?;
+        self.open_body(provider, &header, reader, writer).await
     }
 
     /// Decrypts the body that follows a header already read with [`inspect`](crate::inspect)
