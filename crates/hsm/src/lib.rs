@@ -81,6 +81,10 @@ pub use hsm_local as local;
 #[cfg(feature = "pkcs11")]
 pub use hsm_pkcs11 as pkcs11;
 
+/// Provider keys behind the ecosystem's traits: RustCrypto signers, JOSE/JWT (feature `signers`).
+#[cfg(feature = "signers")]
+pub use hsm_signers as signers;
+
 mod client;
 mod config;
 pub mod envelope;

@@ -1,0 +1,41 @@
+//! Running the async provider from synchronous callers (RustCrypto's `Signer`, rcgen,
+//! rustls) without stalling a tokio runtime.
+//!
+//! The strategy, in one function ([`block_on`]):
+//! - on a thread outside any runtime (a plain thread, a test, a CLI before it starts a
+//!   runtime), the future runs on the signer's runtime via `Handle::block_on`;
+//! - on a worker thread of a **multi-thread** runtime (a rustls server inside tokio-rustls,
+//!   a `Signer` called from async code), `tokio::task::block_in_place` first hands this
+//!   worker's queued tasks and its share of the I/O driver to another thread, then the
+//!   future is driven to completion here. Other tasks keep running; the reactor is never
+//!   blocked;
+//! - on a **current-thread** runtime the only thread would wait on itself: the call fails
+//!   with an error saying so instead of deadlocking.
+
+use std::future::Future;
+
+use hsm_core::{Error, Result};
+use tokio::runtime::{Handle, RuntimeFlavor};
+
+/// Runs `fut` to completion on `handle`'s runtime from synchronous code (see the module docs).
+///
+/// # Errors
+/// `fut`'s error, or `Config` when called on a current-thread runtime's thread.
+pub fn block_on<T>(
+    handle: &Handle,
+    provider: &'static str,
+    fut: impl Future<Output = Result<T>>,
+) -> Result<T> {
+    match Handle::try_current() {
+        Err(_) => handle.block_on(fut),
+        Ok(current) => match current.runtime_flavor() {
+            RuntimeFlavor::MultiThread => tokio::task::block_in_place(|| handle.block_on(fut)),
+            _ => Err(Error::config(
+                provider,
+                "a synchronous signer (RustCrypto Signer, rcgen, rustls) was called on a current-thread \
+                 tokio runtime, where waiting for the provider would deadlock; use a multi-thread runtime \
+                 (#[tokio::main] or #[tokio::test(flavor = \"multi_thread\")]) or the async signer",
+            )),
+        },
+    }
+}

@@ -1,0 +1,46 @@
+//! Provider keys in the Rust ecosystem.
+//!
+//! [`KeySigner`] turns any signing key of any [`Provider`](hsm_core::Provider) (local, PKCS#11,
+//! AWS KMS, Azure Key Vault, Cloud KMS, or a third party's) into a signer: it looks the key
+//! up and fetches its public key once, refuses keys that cannot sign with a typed error,
+//! and signs with the algorithm the key's spec implies. On top of it, one cargo feature per
+//! integration:
+//!
+//! | feature | what you get |
+//! |---|---|
+//! | `rustcrypto` (default) | `signature` 3.x: [`KeySigner`] is an `AsyncSigner<DerSignature>` / `AsyncSigner<FixedSignature>` and a `Keypair`; [`BlockingSigner`] is a `Signer` |
+//! | `jose` (default) | [`jose`]: compact JWS and JWT sign/verify, JWK and JWK Sets |
+//!
+//! Synchronous integrations wait for the provider with [`blocking::block_on`], which never
+//! blocks a tokio runtime's reactor (see its module docs).
+//!
+//! ```no_run
+//! # async fn demo() -> hsm_core::Result<()> {
+//! use std::sync::Arc;
+//! use hsm_core::{CreateKey, KeySpec, Provider};
+//!
+//! let provider: Arc<dyn Provider> = Arc::new(hsm_local::LocalProvider::in_memory());
+//! provider.create_key(CreateKey::new("tokens", KeySpec::EcP256)).await?;
+//! let signer = hsm_signers::KeySigner::new(provider, "tokens").await?;
+//! let jwt = hsm_signers::jose::sign_jwt(&signer, &serde_json::json!({"sub": "alice"})).await?;
+//! let jwk = hsm_signers::jose::jwk(signer.public_key(), Some(signer.algorithm()))?;
+//! # let _ = (jwt, jwk);
+//! # Ok(())
+//! # }
+//! ```
+
+pub mod blocking;
+// SPKI parsing is only used by the jose (and ssh) features.
+#[cfg_attr(not(feature = "jose"), allow(dead_code))]
+mod der;
+#[cfg(feature = "jose")]
+pub mod jose;
+#[cfg(feature = "rustcrypto")]
+mod rustcrypto;
+mod signer;
+
+#[cfg(feature = "rustcrypto")]
+pub use rustcrypto::{BlockingSigner, DerSignature, FixedSignature};
+#[cfg(feature = "rustcrypto")]
+pub use signature;
+pub use signer::KeySigner;
