@@ -10,6 +10,7 @@
 //! |---|---|
 //! | `rustcrypto` (default) | `signature` 3.x: [`KeySigner`] is an `AsyncSigner<DerSignature>` / `AsyncSigner<FixedSignature>` and a `Keypair`; [`BlockingSigner`] is a `Signer` |
 //! | `jose` (default) | [`jose`]: compact JWS and JWT sign/verify, JWK and JWK Sets |
+//! | `x509` | [`x509`]: rcgen `SigningKey` for provider keys; self-signed and CA certificates, CSRs, certificates issued from CSRs |
 //!
 //! Synchronous integrations wait for the provider with [`blocking::block_on`], which never
 //! blocks a tokio runtime's reactor (see its module docs).
@@ -31,13 +32,15 @@
 
 pub mod blocking;
 // SPKI parsing is only used by the jose (and ssh) features.
-#[cfg_attr(not(feature = "jose"), allow(dead_code))]
+#[cfg_attr(not(all(feature = "jose", feature = "x509")), allow(dead_code))]
 mod der;
 #[cfg(feature = "jose")]
 pub mod jose;
 #[cfg(feature = "rustcrypto")]
 mod rustcrypto;
 mod signer;
+#[cfg(feature = "x509")]
+pub mod x509;
 
 #[cfg(feature = "rustcrypto")]
 pub use rustcrypto::{BlockingSigner, DerSignature, FixedSignature};

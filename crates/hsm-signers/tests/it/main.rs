@@ -10,6 +10,7 @@
 
 mod jose;
 mod signer;
+mod x509;
 
 use std::process::ExitCode;
 use std::sync::{Arc, OnceLock};
@@ -61,7 +62,7 @@ pub(crate) fn create(
     Ok(None)
 }
 
-fn servers_required() -> bool {
+pub(crate) fn servers_required() -> bool {
     std::env::var_os("HSM_REQUIRE_SERVERS").is_some_and(|v| !v.is_empty())
 }
 
@@ -132,7 +133,8 @@ fn main() -> ExitCode {
         }
     };
 
-    let cases: Vec<(&str, Case)> = signer::CASES.iter().chain(jose::CASES).copied().collect();
+    let cases: Vec<(&str, Case)> =
+        signer::CASES.iter().chain(jose::CASES).chain(x509::CASES).copied().collect();
     let mut trials = Vec::new();
     for b in &backends {
         for (name, case) in &cases {
