@@ -10,6 +10,7 @@
 //! |---|---|
 //! | `rustcrypto` (default) | `signature` 3.x: [`KeySigner`] is an `AsyncSigner<DerSignature>` / `AsyncSigner<FixedSignature>` and a `Keypair`; [`BlockingSigner`] is a `Signer` |
 //! | `jose` (default) | [`jose`]: compact JWS and JWT sign/verify, JWK and JWK Sets |
+//! | `rustls` | [`tls`]: rustls `sign::SigningKey` offering only the schemes the key can make |
 //! | `x509` | [`x509`]: rcgen `SigningKey` for provider keys; self-signed and CA certificates, CSRs, certificates issued from CSRs |
 //!
 //! Synchronous integrations wait for the provider with [`blocking::block_on`], which never
@@ -39,6 +40,8 @@ pub mod jose;
 #[cfg(feature = "rustcrypto")]
 mod rustcrypto;
 mod signer;
+#[cfg(feature = "rustls")]
+pub mod tls;
 #[cfg(feature = "x509")]
 pub mod x509;
 

@@ -15,7 +15,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use hsm_core::{Error, KeySpec, Result, SignatureAlgorithm};
+use hsm_core::{Error, KeyFamily, KeySpec, PublicKey, Result, SignatureAlgorithm};
 use rcgen::{
     BasicConstraints, CertificateParams, CertificateSigningRequestParams, DistinguishedName, DnType,
     ExtendedKeyUsagePurpose, IsCa, Issuer, KeyUsagePurpose, PublicKeyData, SanType, SerialNumber, SigningKey,
@@ -342,6 +342,73 @@ pub async fn issue(
         let issuer = Issuer::from_ca_cert_pem(&issuer_pem, key.clone())
             .map_err(|e| bad(format!("the issuer certificate does not parse: {e}")))?;
         req.signed_by(&issuer).map(|c| c.pem()).map_err(|e| rcgen_error(&key, "issued certificate", e))
+    })
+    .await
+}
+
+/// A subject public key for [`certify`]: any provider key rcgen can name.
+struct SubjectKey {
+    spki: Vec<u8>,
+    bits: Vec<u8>,
+    algorithm: &'static rcgen::SignatureAlgorithm,
+}
+
+impl PublicKeyData for SubjectKey {
+    fn der_bytes(&self) -> &[u8] {
+        &self.bits
+    }
+
+    fn algorithm(&self) -> &'static rcgen::SignatureAlgorithm {
+        self.algorithm
+    }
+
+    fn subject_public_key_info(&self) -> Vec<u8> {
+        self.spki.clone()
+    }
+}
+
+/// A certificate (PEM) for any provider public key, issued by `issuer` (whose certificate is
+/// `issuer_cert_pem`) with `opts`, without a CSR: for keys that cannot sign a request rcgen
+/// can read (an RSA-PSS-only key, e.g. on Cloud KMS) or when the issuer already knows the key.
+///
+/// # Errors
+/// `Unsupported` for a secp256k1 subject key or an issuer rcgen cannot use; `InvalidInput`
+/// for a bad subject, SAN or issuer certificate; the issuer's sign errors.
+pub async fn certify(
+    issuer: &KeySigner,
+    issuer_cert_pem: &str,
+    subject: &PublicKey,
+    opts: &CertOptions,
+) -> Result<String> {
+    let key = CertificateSigner::new(issuer.clone(), Handle::current())?;
+    let algorithm = match subject.spec {
+        KeySpec::EcP256 => &rcgen::PKCS_ECDSA_P256_SHA256,
+        KeySpec::EcP384 => &rcgen::PKCS_ECDSA_P384_SHA384,
+        KeySpec::EcP521 => &rcgen::PKCS_ECDSA_P521_SHA512,
+        KeySpec::Ed25519 => &rcgen::PKCS_ED25519,
+        s if s.family() == KeyFamily::Rsa => &rcgen::PKCS_RSA_SHA256,
+        s => {
+            return Err(Error::unsupported(
+                "hsm",
+                format!("a certificate for a {s} key"),
+                "X.509 has no profile for it",
+            ));
+        }
+    };
+    let bits = crate::der::spki(&subject.spki_der)
+        .ok_or_else(|| bad(format!("the public key of '{}' is not a well-formed SPKI", subject.key)))?
+        .key
+        .to_vec();
+    let subject_key = SubjectKey { spki: subject.spki_der.to_vec(), bits, algorithm };
+    let params = params(opts)?;
+    let issuer_pem = issuer_cert_pem.to_owned();
+    on_blocking_pool(move || {
+        let issuer = Issuer::from_ca_cert_pem(&issuer_pem, key.clone())
+            .map_err(|e| bad(format!("the issuer certificate does not parse: {e}")))?;
+        params
+            .signed_by(&subject_key, &issuer)
+            .map(|c| c.pem())
+            .map_err(|e| rcgen_error(&key, "certificate", e))
     })
     .await
 }

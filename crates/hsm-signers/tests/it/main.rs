@@ -10,6 +10,7 @@
 
 mod jose;
 mod signer;
+mod tls;
 mod x509;
 
 use std::process::ExitCode;
@@ -134,7 +135,7 @@ fn main() -> ExitCode {
     };
 
     let cases: Vec<(&str, Case)> =
-        signer::CASES.iter().chain(jose::CASES).chain(x509::CASES).copied().collect();
+        signer::CASES.iter().chain(jose::CASES).chain(x509::CASES).chain(tls::CASES).copied().collect();
     let mut trials = Vec::new();
     for b in &backends {
         for (name, case) in &cases {
