@@ -11,6 +11,7 @@
 //! | `rustcrypto` (default) | `signature` 3.x: [`KeySigner`] is an `AsyncSigner<DerSignature>` / `AsyncSigner<FixedSignature>` and a `Keypair`; [`BlockingSigner`] is a `Signer` |
 //! | `jose` (default) | [`jose`]: compact JWS and JWT sign/verify, JWK and JWK Sets |
 //! | `rustls` | [`tls`]: rustls `sign::SigningKey` offering only the schemes the key can make |
+//! | `ssh` | [`ssh`]: OpenSSH public keys, an SSH agent serving provider keys (`ssh-keygen -Y sign`, git commit signing) |
 //! | `x509` | [`x509`]: rcgen `SigningKey` for provider keys; self-signed and CA certificates, CSRs, certificates issued from CSRs |
 //!
 //! Synchronous integrations wait for the provider with [`blocking::block_on`], which never
@@ -33,13 +34,15 @@
 
 pub mod blocking;
 // SPKI parsing is only used by the jose (and ssh) features.
-#[cfg_attr(not(all(feature = "jose", feature = "x509")), allow(dead_code))]
+#[cfg_attr(not(all(feature = "jose", feature = "x509", feature = "ssh")), allow(dead_code))]
 mod der;
 #[cfg(feature = "jose")]
 pub mod jose;
 #[cfg(feature = "rustcrypto")]
 mod rustcrypto;
 mod signer;
+#[cfg(feature = "ssh")]
+pub mod ssh;
 #[cfg(feature = "rustls")]
 pub mod tls;
 #[cfg(feature = "x509")]

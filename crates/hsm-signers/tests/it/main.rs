@@ -10,6 +10,7 @@
 
 mod jose;
 mod signer;
+mod ssh;
 mod tls;
 mod x509;
 
@@ -134,8 +135,14 @@ fn main() -> ExitCode {
         }
     };
 
-    let cases: Vec<(&str, Case)> =
-        signer::CASES.iter().chain(jose::CASES).chain(x509::CASES).chain(tls::CASES).copied().collect();
+    let cases: Vec<(&str, Case)> = signer::CASES
+        .iter()
+        .chain(jose::CASES)
+        .chain(x509::CASES)
+        .chain(tls::CASES)
+        .chain(ssh::CASES)
+        .copied()
+        .collect();
     let mut trials = Vec::new();
     for b in &backends {
         for (name, case) in &cases {
