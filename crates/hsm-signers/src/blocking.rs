@@ -9,9 +9,13 @@
 //!   worker's queued tasks and its share of the I/O driver to another thread, then the
 //!   future is driven to completion here. Other tasks keep running; the reactor is never
 //!   blocked;
-//! - on a **current-thread** runtime the only thread would wait on itself: the call fails
-//!   with an error saying so instead of deadlocking.
+//! - on a thread of tokio's blocking pool entered through [`on_blocking_pool`] (what this
+//!   crate's async X.509 functions do), the future runs via `Handle::block_on`: the runtime's
+//!   own threads stay free to drive I/O, whatever the runtime's flavor;
+//! - on a **current-thread** runtime's thread the only thread would wait on itself: the call
+//!   fails with an error saying so instead of deadlocking.
 
+use std::cell::Cell;
 use std::future::Future;
 
 use hsm_core::{Error, Result};
@@ -26,6 +30,9 @@ pub fn block_on<T>(
     provider: &'static str,
     fut: impl Future<Output = Result<T>>,
 ) -> Result<T> {
+    if ON_BLOCKING_POOL.with(Cell::get) {
+        return handle.block_on(fut);
+    }
     match Handle::try_current() {
         Err(_) => handle.block_on(fut),
         Ok(current) => match current.runtime_flavor() {
@@ -38,4 +45,33 @@ pub fn block_on<T>(
             )),
         },
     }
+}
+
+thread_local! {
+    /// Set while [`on_blocking_pool`] runs a closure on this thread.
+    static ON_BLOCKING_POOL: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs synchronous code that signs through [`block_on`] (rcgen, a `Signer`) on tokio's
+/// blocking pool, from async code on any runtime flavor, the current-thread runtime included.
+///
+/// # Errors
+/// `f`'s error, or `Provider` (code `TaskFailed`) when the blocking task panicked or was
+/// cancelled.
+pub async fn on_blocking_pool<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(move || {
+        ON_BLOCKING_POOL.with(|c| c.set(true));
+        let out = f();
+        ON_BLOCKING_POOL.with(|c| c.set(false));
+        out
+    })
+    .await
+    .map_err(|e| Error::Provider {
+        provider: "hsm",
+        code: "TaskFailed".into(),
+        message: e.to_string(),
+        source: None,
+    })?
 }

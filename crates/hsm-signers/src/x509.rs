@@ -23,7 +23,7 @@ use rcgen::{
 use tokio::runtime::Handle;
 
 use crate::KeySigner;
-use crate::blocking::block_on;
+use crate::blocking::{block_on, on_blocking_pool};
 
 /// A provider key as an rcgen `SigningKey` + `PublicKeyData`.
 ///
@@ -264,15 +264,6 @@ fn rcgen_error(key: &CertificateSigner, what: &str, e: rcgen::Error) -> Error {
         (rcgen::Error::RemoteKeyError, Some(provider_error)) => provider_error,
         (e, _) => bad(format!("{what}: {e}")),
     }
-}
-
-async fn on_blocking_pool<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| Error::Provider {
-        provider: "hsm",
-        code: "TaskFailed".into(),
-        message: e.to_string(),
-        source: None,
-    })?
 }
 
 /// A self-signed certificate (PEM) for `signer`'s key: a root CA with `opts.ca`.

@@ -27,7 +27,10 @@ pub(crate) const CASES: &[(&str, Case)] = &[
 
 /// Tests that need one provider only.
 pub(crate) fn standalone() -> Vec<Trial> {
-    vec![Trial::test("local::blocking_on_current_thread_runtime_is_an_error", current_thread_is_refused)]
+    vec![
+        Trial::test("local::blocking_on_current_thread_runtime_is_an_error", current_thread_is_refused),
+        Trial::test("local::x509_on_current_thread_runtime", crate::x509::on_current_thread_runtime),
+    ]
 }
 
 /// Verifies `sig` over `msg` with RustCrypto (public-key operations only).

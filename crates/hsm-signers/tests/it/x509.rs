@@ -137,3 +137,17 @@ fn refuses(b: &Backend, key: &str) -> Outcome {
     }
     Ok(Completion::Completed)
 }
+
+/// The async X.509 functions work on a current-thread runtime (as the CLI uses): rcgen runs
+/// on the blocking pool, which may wait for the provider.
+pub(crate) fn on_current_thread_runtime() -> Result<(), Failed> {
+    let provider: std::sync::Arc<dyn hsm_core::Provider> =
+        std::sync::Arc::new(hsm_local::LocalProvider::in_memory());
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let pem = rt.block_on(async {
+        provider.create_key(hsm_core::CreateKey::new("ct-ca", KeySpec::EcP256)).await?;
+        let ca = hsm_signers::KeySigner::new(provider.clone(), "ct-ca").await?;
+        x509::self_signed(&ca, &CertOptions::new("CN=current thread").ca(true)).await
+    })?;
+    check(pem.starts_with("-----BEGIN CERTIFICATE-----"), pem)
+}
