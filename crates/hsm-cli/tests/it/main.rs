@@ -9,3 +9,4 @@ mod gcp;
 mod keys;
 mod pkcs11;
 mod providers;
+mod signers;
