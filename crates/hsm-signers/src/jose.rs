@@ -17,6 +17,9 @@ use serde_json::{Map, Value, json};
 
 use crate::{KeySigner, der, signer::ec_field_len};
 
+/// The JSON crate this module's claims, headers and JWKs are made of.
+pub use serde_json;
+
 /// The JWS `alg` name for signatures by a `spec` key with `algorithm`, or `None` when JOSE
 /// has no name for the pair.
 pub fn jws_algorithm(spec: KeySpec, algorithm: SignatureAlgorithm) -> Option<&'static str> {
