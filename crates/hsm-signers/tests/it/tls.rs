@@ -24,6 +24,7 @@ pub(crate) const CASES: &[(&str, Case)] = &[
     ("tls_rsa_pss", |b, k| tls(b, k, KeySpec::Rsa2048, Some(SignatureAlgorithm::RsaPssSha256))),
     ("tls_ed25519", |b, k| tls(b, k, KeySpec::Ed25519, None)),
     ("tls_refusals", refusals),
+    ("tls_mtls_client", mtls_client),
 ];
 
 pub(crate) fn crypto() -> Arc<rustls::crypto::CryptoProvider> {
@@ -82,6 +83,14 @@ pub(crate) fn handshake(
     server: &Arc<ServerConfig>,
     client: &Arc<ClientConfig>,
 ) -> Result<ProtocolVersion, rustls::Error> {
+    handshake_peer(server, client).map(|(v, _)| v)
+}
+
+/// [`handshake`], also returning the client certificate chain the server accepted.
+pub(crate) fn handshake_peer(
+    server: &Arc<ServerConfig>,
+    client: &Arc<ClientConfig>,
+) -> Result<(ProtocolVersion, Vec<CertificateDer<'static>>), rustls::Error> {
     let mut s = ServerConnection::new(server.clone())?;
     let mut c = ClientConnection::new(
         client.clone(),
@@ -112,7 +121,10 @@ pub(crate) fn handshake(
         c.process_new_packets()?;
     }
     s.writer().write_all(b"hi").map_err(|e| rustls::Error::General(e.to_string()))?;
-    c.protocol_version().ok_or_else(|| rustls::Error::General("handshake did not finish".into()))
+    let peer =
+        s.peer_certificates().map(|c| c.iter().map(|c| c.clone().into_owned()).collect()).unwrap_or_default();
+    let v = c.protocol_version().ok_or_else(|| rustls::Error::General("handshake did not finish".into()))?;
+    Ok((v, peer))
 }
 
 /// A TCP server on the test runtime (tokio-rustls: `sign` runs on a runtime worker); each
@@ -242,5 +254,70 @@ fn refusals(b: &Backend, key: &str) -> Outcome {
     let v = handshake(&server, &client_config(&ca_pem, &[&rustls::version::TLS12])?)
         .map_err(|e| e.to_string())?;
     check(v == ProtocolVersion::TLSv1_2, format!("{v:?}"))?;
+    Ok(Completion::Completed)
+}
+
+/// mTLS: the client's key is a provider key too, its certificate issued by the provider-held
+/// CA; the server requires and verifies it (TLS 1.3 and 1.2).
+fn mtls_client(b: &Backend, key: &str) -> Outcome {
+    let server = match signer_for(b, key, KeySpec::EcP256, None)? {
+        Ok(s) => s,
+        Err(skip) => return Ok(skip),
+    };
+    let client_key = match signer_for(b, &format!("{key}-cl"), KeySpec::EcP256, None)? {
+        Ok(s) => s,
+        Err(skip) => return Ok(skip),
+    };
+    let (ca_pem, cert_pem) = match chain(b, key, &server)? {
+        Ok(c) => c,
+        Err(skip) => return Ok(skip),
+    };
+    let ca =
+        rt().block_on(KeySigner::new(b.provider.clone(), format!("{key}-ca"))).map_err(|e| e.to_string())?;
+    let client_cert = rt()
+        .block_on(x509::certify(
+            &ca,
+            &ca_pem,
+            client_key.public_key(),
+            &CertOptions::new("CN=client.example").san("DNS:client.example"),
+        ))
+        .map_err(|e| format!("client certificate: {e}"))?;
+    let mut roots = RootCertStore::empty();
+    roots.add(CertificateDer::from_pem_slice(ca_pem.as_bytes())?)?;
+    let verifier =
+        rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), crypto()).build()?;
+    let both = [&rustls::version::TLS13, &rustls::version::TLS12];
+    let server_key = TlsSigningKey::new(server, rt().handle().clone()).map_err(|e| e.to_string())?;
+    let certified = rustls::sign::CertifiedKey::new(
+        vec![CertificateDer::from_pem_slice(cert_pem.as_bytes())?],
+        Arc::new(server_key),
+    );
+    let server_cfg = Arc::new(
+        ServerConfig::builder_with_provider(crypto())
+            .with_protocol_versions(&both)?
+            .with_client_cert_verifier(verifier)
+            .with_cert_resolver(Arc::new(rustls::sign::SingleCertAndKey::from(certified))),
+    );
+    let client_chain = vec![CertificateDer::from_pem_slice(client_cert.as_bytes())?];
+    let client_tls_key = TlsSigningKey::new(client_key, rt().handle().clone()).map_err(|e| e.to_string())?;
+    let client_certified = rustls::sign::CertifiedKey::new(client_chain.clone(), Arc::new(client_tls_key));
+    for v in both {
+        let mut roots = RootCertStore::empty();
+        roots.add(CertificateDer::from_pem_slice(ca_pem.as_bytes())?)?;
+        let client_cfg = Arc::new(
+            ClientConfig::builder_with_provider(crypto())
+                .with_protocol_versions(&[v])?
+                .with_root_certificates(roots)
+                .with_client_cert_resolver(Arc::new(rustls::sign::SingleCertAndKey::from(
+                    client_certified.clone(),
+                ))),
+        );
+        let (_, peer) =
+            handshake_peer(&server_cfg, &client_cfg).map_err(|e| format!("mTLS {:?}: {e}", v.version))?;
+        check(peer == client_chain, format!("the server saw the client certificate ({:?})", v.version))?;
+        // Without a client certificate the server refuses.
+        let anonymous = client_config(&ca_pem, &[v])?;
+        check(handshake(&server_cfg, &anonymous).is_err(), "anonymous client accepted")?;
+    }
     Ok(Completion::Completed)
 }
