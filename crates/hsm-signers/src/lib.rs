@@ -9,6 +9,7 @@
 //! | feature | what you get |
 //! |---|---|
 //! | `rustcrypto` (default) | `signature` 3.x: [`KeySigner`] is an `AsyncSigner<DerSignature>` / `AsyncSigner<FixedSignature>` and a `Keypair`; [`BlockingSigner`] is a `Signer` |
+//! | `x509-cert` | `DynSignatureAlgorithmIdentifier` (RSA-PSS included) and spki `EncodePublicKey`, so x509-cert 0.3's `build_async` makes certificates and CSRs with [`KeySigner`] |
 //! | `jose` (default) | [`jose`]: compact JWS and JWT sign/verify, JWK and JWK Sets |
 //! | `rustls` | [`tls`]: rustls `sign::SigningKey` offering only the schemes the key can make |
 //! | `ssh` | [`ssh`]: OpenSSH public keys, an SSH agent serving provider keys (`ssh-keygen -Y sign`, git commit signing) |
@@ -49,7 +50,9 @@ pub mod tls;
 pub mod x509;
 
 #[cfg(feature = "rustcrypto")]
-pub use rustcrypto::{BlockingSigner, DerSignature, FixedSignature};
+pub use rustcrypto::{BlockingSigner, DerSignature, FixedSignature, VerifyingKey};
 #[cfg(feature = "rustcrypto")]
 pub use signature;
 pub use signer::KeySigner;
+#[cfg(feature = "x509-cert")]
+pub use x509_cert;

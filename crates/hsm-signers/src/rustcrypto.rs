@@ -83,12 +83,35 @@ impl AsyncSigner<FixedSignature> for KeySigner {
     }
 }
 
-impl Keypair for KeySigner {
-    /// The SPKI DER public key (convert it with `from_public_key_der` into p256, rsa, …).
-    type VerifyingKey = PublicKey;
+/// The public half of a [`KeySigner`], as `Keypair::VerifyingKey`: the provider's SPKI DER
+/// (convert it with `from_public_key_der` into a p256, rsa, ed25519-dalek… verifying key).
+/// With the `x509-cert` feature it implements spki's `EncodePublicKey`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyingKey(PublicKey);
 
-    fn verifying_key(&self) -> PublicKey {
-        self.public_key().clone()
+impl VerifyingKey {
+    /// The provider's public key (name, version, spec, SPKI DER).
+    pub fn public_key(&self) -> &PublicKey {
+        &self.0
+    }
+
+    /// The DER-encoded `SubjectPublicKeyInfo`.
+    pub fn spki_der(&self) -> &[u8] {
+        &self.0.spki_der
+    }
+}
+
+impl From<VerifyingKey> for PublicKey {
+    fn from(v: VerifyingKey) -> PublicKey {
+        v.0
+    }
+}
+
+impl Keypair for KeySigner {
+    type VerifyingKey = VerifyingKey;
+
+    fn verifying_key(&self) -> VerifyingKey {
+        VerifyingKey(self.public_key().clone())
     }
 }
 
@@ -151,9 +174,111 @@ impl Signer<FixedSignature> for BlockingSigner {
 }
 
 impl Keypair for BlockingSigner {
-    type VerifyingKey = PublicKey;
+    type VerifyingKey = VerifyingKey;
 
-    fn verifying_key(&self) -> PublicKey {
-        self.inner.public_key().clone()
+    fn verifying_key(&self) -> VerifyingKey {
+        VerifyingKey(self.inner.public_key().clone())
+    }
+}
+
+#[cfg(feature = "x509-cert")]
+mod x509_cert_traits {
+    //! What x509-cert 0.3's `Builder::build_async` asks of a signer: the signature algorithm
+    //! identifier (`DynSignatureAlgorithmIdentifier`), the public key as SPKI
+    //! (`EncodePublicKey`), and the signature as a BIT STRING.
+
+    use hsm_core::SignatureAlgorithm as S;
+    use spki8::der::asn1::BitString;
+    use spki8::der::{Any, Decode as _};
+    use spki8::{
+        AlgorithmIdentifierOwned, DynSignatureAlgorithmIdentifier, EncodePublicKey, ObjectIdentifier,
+        SignatureBitStringEncoding,
+    };
+
+    use super::{BlockingSigner, DerSignature, VerifyingKey};
+    use crate::KeySigner;
+    use crate::der::{SEQUENCE, tlv};
+
+    // Evaluated at compile time: a typo fails the build, never a run.
+    const ECDSA_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.2");
+    const ECDSA_SHA384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.3");
+    const ECDSA_SHA512: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.4");
+    const ED25519: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.112");
+    const RSA_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.11");
+    const RSA_SHA384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.12");
+    const RSA_SHA512: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.13");
+    const RSA_PSS: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.10");
+
+    /// `AlgorithmIdentifier { hash, NULL }` for SHA-256/384/512 (the last OID byte).
+    fn hash_alg(last: u8) -> Vec<u8> {
+        let mut body = vec![0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, last];
+        body.extend_from_slice(&[0x05, 0x00]);
+        tlv(SEQUENCE, &body)
+    }
+
+    /// RSASSA-PSS-params (RFC 4055): the hash, MGF1 with the same hash, salt = hash length.
+    fn pss_params(last: u8, salt: u8) -> Vec<u8> {
+        let hash = hash_alg(last);
+        let mut mgf = vec![0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x08];
+        mgf.extend_from_slice(&hash);
+        let mgf = tlv(SEQUENCE, &mgf);
+        let mut body = tlv(0xa0, &hash);
+        body.extend_from_slice(&tlv(0xa1, &mgf));
+        body.extend_from_slice(&tlv(0xa2, &[0x02, 0x01, salt]));
+        tlv(SEQUENCE, &body)
+    }
+
+    fn identifier(alg: S) -> spki8::Result<AlgorithmIdentifierOwned> {
+        let (oid, params) = match alg {
+            S::EcdsaSha256 => (ECDSA_SHA256, None),
+            S::EcdsaSha384 => (ECDSA_SHA384, None),
+            S::EcdsaSha512 => (ECDSA_SHA512, None),
+            S::Ed25519 => (ED25519, None),
+            S::RsaPkcs1v15Sha256 => (RSA_SHA256, Some(Any::null())),
+            S::RsaPkcs1v15Sha384 => (RSA_SHA384, Some(Any::null())),
+            S::RsaPkcs1v15Sha512 => (RSA_SHA512, Some(Any::null())),
+            S::RsaPssSha256 => (RSA_PSS, Some(Any::from_der(&pss_params(1, 32))?)),
+            S::RsaPssSha384 => (RSA_PSS, Some(Any::from_der(&pss_params(2, 48))?)),
+            S::RsaPssSha512 => (RSA_PSS, Some(Any::from_der(&pss_params(3, 64))?)),
+            _ => return Err(spki8::Error::AlgorithmParametersMissing),
+        };
+        Ok(AlgorithmIdentifierOwned { oid, parameters: params })
+    }
+
+    impl DynSignatureAlgorithmIdentifier for KeySigner {
+        fn signature_algorithm_identifier(&self) -> spki8::Result<AlgorithmIdentifierOwned> {
+            identifier(self.algorithm())
+        }
+    }
+
+    impl DynSignatureAlgorithmIdentifier for BlockingSigner {
+        fn signature_algorithm_identifier(&self) -> spki8::Result<AlgorithmIdentifierOwned> {
+            identifier(self.inner().algorithm())
+        }
+    }
+
+    impl EncodePublicKey for VerifyingKey {
+        fn to_public_key_der(&self) -> spki8::Result<spki8::Document> {
+            Ok(spki8::Document::try_from(self.spki_der())?)
+        }
+    }
+
+    impl SignatureBitStringEncoding for DerSignature {
+        fn to_bitstring(&self) -> spki8::der::Result<BitString> {
+            BitString::from_bytes(self.as_bytes())
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn pss_parameters_are_rfc4055_der() {
+            // openssl's encoding of RSASSA-PSS-params for SHA-256, MGF1-SHA-256, salt 32.
+            let want = "3034a00f300d06096086480165030402010500a11c301a06092a864886f70d010108300d06096086480165030402010500a203020120";
+            let got: String = pss_params(1, 32).iter().map(|b| format!("{b:02x}")).collect();
+            assert_eq!(got, want);
+        }
     }
 }

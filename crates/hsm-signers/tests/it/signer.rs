@@ -134,7 +134,7 @@ fn signs(b: &Backend, key: &str, spec: KeySpec, alg: Option<SignatureAlgorithm>)
         check(signer.algorithm() == a, format!("{} instead of {a}", signer.algorithm()))?;
     }
     check(signer.algorithm().fits(spec), "algorithm fits the spec")?;
-    let spki = signer.verifying_key().spki_der;
+    let spki = signer.verifying_key().spki_der().to_vec();
     // Several messages: secp256k1's low-S normalisation is hit about half the time.
     for i in 0..8u8 {
         let msg = [b"message ".as_slice(), &[i]].concat();
@@ -235,7 +235,7 @@ fn blocking_signer(b: &Backend, key: &str) -> Outcome {
     let sig = sig.map_err(|e| e.to_string())?;
     check(ticks == 5, "the runtime kept running other tasks")?;
     verify(KeySpec::EcP256, SignatureAlgorithm::EcdsaSha256, &spki, b"in a task", sig.as_bytes())?;
-    check(blocking.verifying_key() == *blocking.inner().public_key(), "Keypair of the wrapper")?;
+    check(blocking.verifying_key().public_key() == blocking.inner().public_key(), "Keypair of the wrapper")?;
     Ok(Completion::Completed)
 }
 

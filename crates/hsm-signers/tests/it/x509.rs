@@ -18,6 +18,21 @@ pub(crate) const CASES: &[(&str, Case)] = &[
         chain(b, k, (KeySpec::Rsa2048, Some(SignatureAlgorithm::RsaPkcs1v15Sha256)), (KeySpec::EcP256, None))
     }),
     ("x509_refuses_k256_and_pss", refuses),
+    ("x509cert_p256", |b, k| x509_cert_builder(b, k, KeySpec::EcP256, None, "ecdsa-with-SHA256")),
+    ("x509cert_p384", |b, k| x509_cert_builder(b, k, KeySpec::EcP384, None, "ecdsa-with-SHA384")),
+    ("x509cert_ed25519", |b, k| x509_cert_builder(b, k, KeySpec::Ed25519, None, "ED25519")),
+    ("x509cert_rsa_pss", |b, k| {
+        x509_cert_builder(b, k, KeySpec::Rsa2048, Some(SignatureAlgorithm::RsaPssSha256), "rsassaPss")
+    }),
+    ("x509cert_rsa_pkcs1", |b, k| {
+        x509_cert_builder(
+            b,
+            k,
+            KeySpec::Rsa2048,
+            Some(SignatureAlgorithm::RsaPkcs1v15Sha384),
+            "sha384WithRSAEncryption",
+        )
+    }),
 ];
 
 /// `openssl` with `args`, or why it cannot run (a failure under `HSM_REQUIRE_SERVERS`).
@@ -150,4 +165,75 @@ pub(crate) fn on_current_thread_runtime() -> Result<(), Failed> {
         x509::self_signed(&ca, &CertOptions::new("CN=current thread").ca(true)).await
     })?;
     check(pem.starts_with("-----BEGIN CERTIFICATE-----"), pem)
+}
+
+/// x509-cert 0.3's async builder with a provider key: a self-signed CA (CA/B Forum root
+/// profile) and a CSR, accepted by `openssl verify` and `openssl req -verify`; RSA-PSS too,
+/// which rcgen cannot do.
+fn x509_cert_builder(
+    b: &Backend,
+    key: &str,
+    spec: KeySpec,
+    alg: Option<SignatureAlgorithm>,
+    openssl_name: &str,
+) -> Outcome {
+    use std::str::FromStr as _;
+
+    use hsm_signers::DerSignature;
+    use hsm_signers::signature::Keypair as _;
+    use hsm_signers::x509_cert::builder::profile::cabf::Root;
+    use hsm_signers::x509_cert::builder::{AsyncBuilder as _, CertificateBuilder, RequestBuilder};
+    use hsm_signers::x509_cert::der::{EncodePem as _, pem::LineEnding};
+    use hsm_signers::x509_cert::name::Name;
+    use hsm_signers::x509_cert::serial_number::SerialNumber;
+    use hsm_signers::x509_cert::spki::SubjectPublicKeyInfoOwned;
+    use hsm_signers::x509_cert::time::Validity;
+
+    let signer = match signer_for(b, key, spec, alg)? {
+        Ok(s) => s,
+        Err(skip) => return Ok(skip),
+    };
+    let spki = SubjectPublicKeyInfoOwned::from_key(&signer.verifying_key()).map_err(|e| e.to_string())?;
+    let subject = Name::from_str("CN=x509-cert root,O=hsm,C=DE").map_err(|e| e.to_string())?;
+    let builder = CertificateBuilder::new(
+        Root::new(false, subject.clone()).map_err(|e| e.to_string())?,
+        SerialNumber::new(&[0x01, 0x23, 0x45]).map_err(|e| e.to_string())?,
+        Validity::from_now(std::time::Duration::from_secs(86_400)).map_err(|e| e.to_string())?,
+        spki,
+    )
+    .map_err(|e| e.to_string())?;
+    let cert = rt()
+        .block_on(builder.build_async::<_, DerSignature>(&signer))
+        .map_err(|e| format!("build_async: {e}"))?;
+    let cert_pem = cert.to_pem(LineEnding::LF).map_err(|e| e.to_string())?;
+    let req = RequestBuilder::new(subject).map_err(|e| e.to_string())?;
+    let csr = rt()
+        .block_on(req.build_async::<_, DerSignature>(&signer))
+        .map_err(|e| format!("CSR build_async: {e}"))?;
+    let csr_pem = csr.to_pem(LineEnding::LF).map_err(|e| e.to_string())?;
+
+    let dir = tempfile::tempdir()?;
+    std::fs::write(dir.path().join("root.pem"), &cert_pem)?;
+    std::fs::write(dir.path().join("req.pem"), &csr_pem)?;
+    let root = path(dir.path(), "root.pem");
+    let out = match openssl(&["verify", "-CAfile", &root, &root])? {
+        Ok(o) => o,
+        Err(skip) => return Ok(skip),
+    };
+    check(out.contains("root.pem: OK"), format!("openssl verify: {out}"))?;
+    let out = match openssl(&["req", "-verify", "-noout", "-in", &path(dir.path(), "req.pem")])? {
+        Ok(o) => o,
+        Err(skip) => return Ok(skip),
+    };
+    check(out.contains("verify OK"), format!("req -verify: {out}"))?;
+    let text = match openssl(&["x509", "-noout", "-text", "-in", &root])? {
+        Ok(o) => o,
+        Err(skip) => return Ok(skip),
+    };
+    check(
+        text.contains(&format!("Signature Algorithm: {openssl_name}")),
+        format!("{openssl_name} not in:\n{text}"),
+    )?;
+    check(text.contains("CA:TRUE"), "a CA certificate")?;
+    Ok(Completion::Completed)
 }
