@@ -1,5 +1,6 @@
 //! hsm-signers against three providers: hsm-local in memory, a throwaway SoftHSM2 token
-//! (hsm-pkcs11) and `hsm-emulator gcp` in-process (hsm-gcp). Every test runs once per
+//! (hsm-pkcs11) and `hsm-emulator gcp` in-process (hsm-gcp; twice: RSA keys signing with PSS,
+//! and in another key ring with PKCS#1 v1.5). Every test runs once per
 //! provider, named `<provider>::<test>`; a spec the provider does not declare shows as
 //! ignored with the reason.
 //!
@@ -112,21 +113,28 @@ fn main() -> ExitCode {
             }
         }
     }
+    // Cloud KMS fixes one algorithm per key: `gcp` signs RSA with PSS (the default),
+    // `gcp-pkcs1` (another key ring) with PKCS#1 v1.5 SHA-256.
     let gcp = rt().block_on(async {
         let emu = hsm_emulator::gcp::start(hsm_emulator::gcp::Args { port: 0 }).await?;
-        let cfg = hsm_gcp::GcpConfig::new("signers", "global", "it")
-            .with_endpoint(emu.url())
-            .with_credentials(hsm_gcp::Credentials::Anonymous)
-            .create_key_ring(true)
-            .max_attempts(1)
-            .attempt_timeout(std::time::Duration::from_secs(120))
-            .operation_timeout(std::time::Duration::from_secs(120));
-        let p = hsm_gcp::GcpKmsProvider::connect(&cfg).await?;
-        Ok::<_, Box<dyn std::error::Error>>((emu, p))
+        let cfg = |ring: &str| {
+            hsm_gcp::GcpConfig::new("signers", "global", ring)
+                .with_endpoint(emu.url())
+                .with_credentials(hsm_gcp::Credentials::Anonymous)
+                .create_key_ring(true)
+                .max_attempts(1)
+                .attempt_timeout(std::time::Duration::from_secs(120))
+                .operation_timeout(std::time::Duration::from_secs(120))
+        };
+        let p = hsm_gcp::GcpKmsProvider::connect(&cfg("it")).await?;
+        let pkcs1 = cfg("it-pkcs1").with_rsa_signature(hsm_core::SignatureAlgorithm::RsaPkcs1v15Sha256)?;
+        let alt = hsm_gcp::GcpKmsProvider::connect(&pkcs1).await?;
+        Ok::<_, Box<dyn std::error::Error>>((emu, p, alt))
     });
     let _gcp_emulator = match gcp {
-        Ok((emu, p)) => {
+        Ok((emu, p, alt)) => {
             backends.push(Backend { label: "gcp", provider: Arc::new(p) });
+            backends.push(Backend { label: "gcp-pkcs1", provider: Arc::new(alt) });
             emu
         }
         Err(e) => {
