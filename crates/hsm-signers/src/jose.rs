@@ -173,6 +173,7 @@ pub async fn verify_compact(provider: &dyn Provider, key: &KeyRef, token: &str) 
         return invalid("the header has 'crit' extensions, which this verifier does not understand");
     }
     let mut key = key.clone();
+    let mut from_kid = false;
     if let Some(kid) = header.get("kid") {
         let Some(kid) = kid.as_str() else { return invalid("'kid' is not a string") };
         let named: KeyRef = kid.parse().unwrap_or_else(|e: std::convert::Infallible| match e {});
@@ -181,9 +182,22 @@ pub async fn verify_compact(provider: &dyn Provider, key: &KeyRef, token: &str) 
         }
         if let (Some(v), None) = (named.version(), key.version()) {
             key = key.with_version(v);
+            from_kid = true;
         }
     }
-    let info = provider.get_key(&key).await?;
+    let info = match provider.get_key(&key).await {
+        Ok(info) => info,
+        // The version came from the token: a version that does not exist or cannot be used
+        // makes the token invalid, not the request.
+        Err(Error::NotFound { .. } | Error::KeyUnusable { .. }) if from_kid => {
+            return invalid(&format!(
+                "the token's kid names version {} of '{}', which cannot verify",
+                key.version().unwrap_or_default(),
+                key.name()
+            ));
+        }
+        Err(e) => return Err(e),
+    };
     let Some(alg_name) = header.get("alg").and_then(Value::as_str) else {
         return invalid("no 'alg' in the header");
     };
@@ -204,6 +218,9 @@ pub async fn verify_compact(provider: &dyn Provider, key: &KeyRef, token: &str) 
         Ok(true) => Ok(Verification::Valid(Verified { header, payload, key })),
         Ok(false) => invalid("the signature does not verify"),
         Err(Error::InvalidInput { message, .. }) => invalid(&message),
+        Err(Error::KeyUnusable { reason, .. }) if from_kid => {
+            invalid(&format!("the key version the kid names cannot verify: {reason}"))
+        }
         Err(e) => Err(e),
     }
 }

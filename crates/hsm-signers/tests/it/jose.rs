@@ -102,6 +102,7 @@ fn forgeries(b: &Backend, key: &str) -> Outcome {
     let hs256 = B64.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
     let none = B64.encode(br#"{"alg":"none"}"#);
     let other_kid = B64.encode(br#"{"alg":"ES256","kid":"someone-else@1"}"#);
+    let missing_version = B64.encode(format!(r#"{{"alg":"ES256","kid":"{key}@no-such-version"}}"#));
     let expired = rt()
         .block_on(jose::sign_jwt(&signer, &json!({"sub": "alice", "exp": 1_000_000})))
         .map_err(|e| e.to_string())?;
@@ -110,6 +111,7 @@ fn forgeries(b: &Backend, key: &str) -> Outcome {
         ("HS256 with the public key", format!("{hs256}.{}.{}", parts[1], parts[2])),
         ("alg none", format!("{none}.{}.", parts[1])),
         ("another key's kid", format!("{other_kid}.{}.{}", parts[1], parts[2])),
+        ("a kid version that does not exist", format!("{missing_version}.{}.{}", parts[1], parts[2])),
         ("truncated signature", format!("{}.{}.{}", parts[0], parts[1], &parts[2][..20])),
         ("not a JWS", "garbage".to_owned()),
         ("expired", expired),
