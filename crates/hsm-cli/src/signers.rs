@@ -282,8 +282,8 @@ pub(crate) async fn ssh_agent(client: &Client, a: SshAgentArgs) -> Result<u8, Fa
     } else {
         ssh::SshAgent::new(provider, &a.keys).await?
     };
-    let listener = tokio::net::UnixListener::bind(&a.socket)
-        .map_err(|e| Failure::Io { action: format!("cannot listen on {}", a.socket.display()), source: e })?;
+    // Mode 0600: whoever can open the socket can sign with every served key.
+    let listener = ssh::bind_private(&a.socket)?;
     let mut lines = format!("SSH_AUTH_SOCK={}; export SSH_AUTH_SOCK;\n", a.socket.display());
     for k in agent.public_keys() {
         lines.push_str(&format!("# {k}\n"));

@@ -61,11 +61,17 @@ thread_local! {
 pub async fn on_blocking_pool<T: Send + 'static>(
     f: impl FnOnce() -> Result<T> + Send + 'static,
 ) -> Result<T> {
+    /// Clears the mark when the closure ends, even by a panic (the thread goes back to the pool).
+    struct Mark;
+    impl Drop for Mark {
+        fn drop(&mut self) {
+            ON_BLOCKING_POOL.with(|c| c.set(false));
+        }
+    }
     tokio::task::spawn_blocking(move || {
         ON_BLOCKING_POOL.with(|c| c.set(true));
-        let out = f();
-        ON_BLOCKING_POOL.with(|c| c.set(false));
-        out
+        let _mark = Mark;
+        f()
     })
     .await
     .map_err(|e| Error::Provider {

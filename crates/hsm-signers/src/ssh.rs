@@ -186,13 +186,14 @@ impl SshAgent {
             .collect()
     }
 
-    /// Binds `path` (which must not exist) and serves until the task is dropped.
+    /// Binds `path` (which must not exist), makes it private to this user (mode 0600: whoever
+    /// can open the socket can sign with every served key), and serves until the task is
+    /// dropped. Put the socket in a directory only this user can enter, as ssh-agent does.
     ///
     /// # Errors
-    /// `Config` when the socket cannot be bound.
+    /// `Config` when the socket cannot be bound or its mode set.
     pub async fn bind_and_serve(self, path: &Path) -> Result<()> {
-        let listener = UnixListener::bind(path)
-            .map_err(|e| Error::config("hsm", format!("cannot listen on {}: {e}", path.display())))?;
+        let listener = bind_private(path)?;
         self.serve(listener).await;
         Ok(())
     }
@@ -269,6 +270,21 @@ impl SshAgent {
             _ => None,
         }
     }
+}
+
+/// A Unix listener on `path` with mode 0600 (see [`SshAgent::bind_and_serve`]).
+///
+/// # Errors
+/// `Config` when the socket cannot be bound or its mode set.
+pub fn bind_private(path: &Path) -> Result<UnixListener> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let listener = UnixListener::bind(path)
+        .map_err(|e| Error::config("hsm", format!("cannot listen on {}: {e}", path.display())))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(|e| {
+        let _ = std::fs::remove_file(path);
+        Error::config("hsm", format!("cannot make {} private (mode 0600): {e}", path.display()))
+    })?;
+    Ok(listener)
 }
 
 fn identity(signer: KeySigner) -> Result<Identity> {

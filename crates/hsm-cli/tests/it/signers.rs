@@ -162,6 +162,9 @@ fn ssh_agent(hsm: &Hsm, dir: &Path, line: &str) {
         assert!(start.elapsed() < Duration::from_secs(60), "hsm ssh-agent did not create its socket");
         std::thread::sleep(Duration::from_millis(50));
     }
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(&sock).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the agent socket is private to its user");
     std::fs::write(dir.join("leaf.pub"), format!("{line}\n")).unwrap();
     std::fs::write(dir.join("commit.txt"), b"tree 1234\n\nsigned commit\n").unwrap();
     let out = Command::new("ssh-keygen")
