@@ -331,3 +331,38 @@ pub async fn jwks(
     }
     Ok(json!({ "keys": keys }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alg_must_fit_the_key_exactly() {
+        use SignatureAlgorithm as S;
+        assert_eq!(from_jws_algorithm(KeySpec::EcP256, "ES256"), Some(S::EcdsaSha256));
+        assert_eq!(from_jws_algorithm(KeySpec::EcSecp256k1, "ES256K"), Some(S::EcdsaSha256));
+        // The same ECDSA-SHA256 under the other curve's name is refused both ways.
+        assert_eq!(from_jws_algorithm(KeySpec::EcSecp256k1, "ES256"), None);
+        assert_eq!(from_jws_algorithm(KeySpec::EcP256, "ES256K"), None);
+        assert_eq!(from_jws_algorithm(KeySpec::EcP256, "ES384"), None);
+        assert_eq!(from_jws_algorithm(KeySpec::Rsa2048, "HS256"), None);
+        assert_eq!(from_jws_algorithm(KeySpec::Rsa2048, "none"), None);
+        assert_eq!(from_jws_algorithm(KeySpec::Rsa3072, "PS384"), Some(S::RsaPssSha384));
+        assert_eq!(from_jws_algorithm(KeySpec::Ed25519, "EdDSA"), Some(S::Ed25519));
+        for spec in KeySpec::ALL {
+            for alg in SignatureAlgorithm::ALL {
+                if let Some(name) = jws_algorithm(*spec, *alg).filter(|_| alg.fits(*spec)) {
+                    assert_eq!(from_jws_algorithm(*spec, name), Some(*alg), "{spec} {alg}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_malformed_public_key_is_an_error_not_a_panic() {
+        let pk = PublicKey::new("k", "1", KeySpec::EcP256, vec![0x30, 0x03, 0x02, 0x01]);
+        assert!(matches!(jwk(&pk, None), Err(Error::InvalidInput { .. })));
+        let pk = PublicKey::new("k", "1", KeySpec::Aes256, vec![]);
+        assert!(jwk(&pk, None).is_err());
+    }
+}

@@ -56,3 +56,39 @@ pub use signature;
 pub use signer::KeySigner;
 #[cfg(feature = "x509-cert")]
 pub use x509_cert;
+
+/// Compile-time checks: the futures of the public async functions are `Send`, so they can be
+/// spawned on a multi-thread runtime (tokio's `async_send_sync` habit).
+#[cfg(test)]
+#[allow(dead_code, clippy::let_underscore_future)]
+mod send_checks {
+    use super::*;
+
+    fn is_send<T: Send>(_: &T) {}
+
+    fn futures_are_send(p: std::sync::Arc<dyn hsm_core::Provider>, s: KeySigner) {
+        is_send(&KeySigner::new(p.clone(), "k"));
+        is_send(&s.sign(b"m"));
+        is_send(&s.sign_fixed(b"m"));
+        #[cfg(feature = "rustcrypto")]
+        is_send(&signature::AsyncSigner::<DerSignature>::sign_async(&s, b"m"));
+        #[cfg(feature = "jose")]
+        {
+            is_send(&jose::sign_jwt(&s, &serde_json::Value::Null));
+            is_send(&jose::verify_jwt(p.as_ref(), s.key_ref(), "t", 0));
+            is_send(&jose::jwks(p.as_ref(), "k", None));
+        }
+        #[cfg(feature = "x509")]
+        {
+            let o = x509::CertOptions::new("CN=x");
+            is_send(&x509::self_signed(&s, &o));
+            is_send(&x509::csr(&s, &o));
+            is_send(&x509::issue(&s, "", "", &o));
+        }
+        #[cfg(feature = "ssh")]
+        {
+            is_send(&ssh::SshAgent::all(p.clone()));
+            is_send(&ssh::sign(&s, b"m", 0));
+        }
+    }
+}
