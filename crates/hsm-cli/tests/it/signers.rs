@@ -197,6 +197,37 @@ fn ssh_agent(hsm: &Hsm, dir: &Path, line: &str) {
     );
     std::fs::write(dir.join("other.txt"), b"other\n").unwrap();
     assert!(!verify("other.txt").status.success(), "verified over other data");
+    // git commit signing through the agent, and git's own verification.
+    if have(Command::new("git").arg("--version").output().is_ok(), "git") {
+        let repo = dir.join("repo");
+        let git = |args: &[&str]| {
+            Command::new("git")
+                .args(["-c", "user.name=dev", "-c", "user.email=dev@example", "-c", "gpg.format=ssh"])
+                .args([
+                    "-c",
+                    &format!("user.signingkey=key::{line}"),
+                    "-c",
+                    "gpg.ssh.allowedSignersFile=../allowed",
+                ])
+                .args(args)
+                .current_dir(&repo)
+                .env("SSH_AUTH_SOCK", &sock)
+                .output()
+                .unwrap()
+        };
+        std::fs::create_dir(&repo).unwrap();
+        assert!(git(&["init", "-q"]).status.success());
+        std::fs::write(repo.join("f"), b"signed by a provider key\n").unwrap();
+        assert!(git(&["add", "f"]).status.success());
+        let out = git(&["commit", "-q", "-S", "-m", "signed"]);
+        assert!(out.status.success(), "git commit -S: {}", String::from_utf8_lossy(&out.stderr));
+        let out = git(&["verify-commit", "HEAD"]);
+        let text = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && text.contains("Good \"git\" signature for dev@example"),
+            "git verify-commit: {text}"
+        );
+    }
     // SIGTERM: the agent stops and removes its socket.
     let killed = Command::new("kill").arg(agent.id().to_string()).status().unwrap();
     assert!(killed.success());
