@@ -53,9 +53,10 @@ fn put_mpint(out: &mut Vec<u8>, unsigned: &[u8]) {
 }
 
 fn get_string<'a>(input: &mut &'a [u8]) -> Option<&'a [u8]> {
-    let len = u32::from_be_bytes(input.get(..4)?.try_into().ok()?) as usize;
-    let s = input.get(4..4 + len)?;
-    *input = &input[4 + len..];
+    let len = usize::try_from(u32::from_be_bytes(input.get(..4)?.try_into().ok()?)).ok()?;
+    let end = len.checked_add(4)?;
+    let s = input.get(4..end)?;
+    *input = input.get(end..)?;
     Some(s)
 }
 
