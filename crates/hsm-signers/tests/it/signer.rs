@@ -30,6 +30,7 @@ pub(crate) fn standalone() -> Vec<Trial> {
     vec![
         Trial::test("local::blocking_on_current_thread_runtime_is_an_error", current_thread_is_refused),
         Trial::test("local::x509_on_current_thread_runtime", crate::x509::on_current_thread_runtime),
+        Trial::test("local::ssh_agent_survives_bad_requests", crate::ssh::agent_survives_bad_requests),
     ]
 }
 

@@ -144,3 +144,57 @@ fn refusals(b: &Backend, key: &str) -> Outcome {
     }
     Ok(Completion::Completed)
 }
+
+/// Malformed and unsupported requests get SSH_AGENT_FAILURE (5) and the agent keeps serving;
+/// an oversized length closes the connection.
+pub(crate) fn agent_survives_bad_requests() -> Result<(), Failed> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let provider: std::sync::Arc<dyn hsm_core::Provider> =
+        std::sync::Arc::new(hsm_local::LocalProvider::in_memory());
+    let dir = tempfile::tempdir()?;
+    let sock = dir.path().join("agent.sock");
+    rt().block_on(async {
+        provider.create_key(hsm_core::CreateKey::new("agent-bad", KeySpec::Ed25519)).await?;
+        let agent = SshAgent::new(provider.clone(), &["agent-bad".to_owned()]).await?;
+        let listener = ssh::bind_private(&sock)?;
+        tokio::spawn(agent.serve(listener));
+        Ok::<_, Error>(())
+    })
+    .map_err(|e| e.to_string())?;
+    rt().block_on(async {
+        let mut s = tokio::net::UnixStream::connect(&sock).await?;
+        let mut ask = async |msg: &[u8]| -> std::io::Result<Vec<u8>> {
+            let mut out = (msg.len() as u32).to_be_bytes().to_vec();
+            out.extend_from_slice(msg);
+            s.write_all(&out).await?;
+            let mut len = [0u8; 4];
+            s.read_exact(&mut len).await?;
+            let mut reply = vec![0u8; u32::from_be_bytes(len) as usize];
+            s.read_exact(&mut reply).await?;
+            Ok(reply)
+        };
+        for (what, msg) in [
+            ("unknown request", vec![99u8]),
+            ("add identity", vec![17u8, 0, 0, 0, 1, b'x']),
+            ("truncated sign request", vec![13u8, 0, 0, 0, 50, 1, 2]),
+            ("sign with an unknown key", vec![13u8, 0, 0, 0, 1, b'k', 0, 0, 0, 1, b'd', 0, 0, 0, 0]),
+        ] {
+            let reply = ask(&msg).await?;
+            assert_eq!(reply, vec![5u8], "{what}");
+        }
+        // Still serving on the same connection: identities are listed.
+        let reply = ask(&[11u8]).await?;
+        assert_eq!((reply[0], &reply[1..5]), (12u8, &[0u8, 0, 0, 1][..]), "identities after bad requests");
+        // A length over the limit closes the connection.
+        let mut s2 = tokio::net::UnixStream::connect(&sock).await?;
+        s2.write_all(&[0xff, 0xff, 0xff, 0xff, 11]).await?;
+        let mut buf = [0u8; 1];
+        let closed = match s2.read(&mut buf).await {
+            Ok(n) => n == 0,
+            Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+        };
+        assert!(closed, "an oversized request closes the connection");
+        Ok::<_, std::io::Error>(())
+    })?;
+    Ok(())
+}
