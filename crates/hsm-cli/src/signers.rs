@@ -170,7 +170,15 @@ pub(crate) async fn public_key(
             write_all(out, &pk.spki_der, Secrecy::Public)
         }
         PublicFormat::Jwk => {
-            let jwk = jose::jwk(&pk, None)?;
+            // A signing key's JWK names its algorithm ("use": "sig", "alg"); others do not.
+            let signing = KeySigner::new(
+                client.provider().clone(),
+                KeyRef::new(pk.key.clone()).with_version(pk.version.clone()),
+            )
+            .await
+            .ok()
+            .map(|s| s.algorithm());
+            let jwk = jose::jwk(&pk, signing)?;
             let text = serde_json::to_string_pretty(&jwk).map_err(|e| Failure::Input(e.to_string()))? + "\n";
             write_all(out, text.as_bytes(), Secrecy::Public)
         }

@@ -259,8 +259,9 @@ pub async fn verify_jwt(
     Ok(Verification::Valid(v))
 }
 
-/// The public key as a JWK (RFC 7517, 7518, 8037, 8812) with `kid` = `name@version` and
-/// `"use": "sig"`; `alg` is added when `algorithm` is given.
+/// The public key as a JWK (RFC 7517, 7518, 8037, 8812) with `kid` = `name@version`;
+/// `"use": "sig"` and `alg` are added when `algorithm` (the key's signature algorithm) is
+/// given — leave it out for an RSA encryption key.
 ///
 /// # Errors
 /// `InvalidInput` when the SPKI is malformed or of a kind JOSE cannot express.
@@ -302,8 +303,8 @@ pub fn jwk(public_key: &PublicKey, algorithm: Option<SignatureAlgorithm>) -> Res
         }
     };
     jwk["kid"] = Value::String(kid(public_key));
-    jwk["use"] = Value::String("sig".into());
     if let Some(alg) = algorithm.and_then(|a| jws_algorithm(public_key.spec, a)) {
+        jwk["use"] = Value::String("sig".into());
         jwk["alg"] = Value::String(alg.into());
     }
     Ok(jwk)

@@ -45,6 +45,7 @@ fn story(hsm: &Hsm) {
     let jwk = hsm.ok(&["key", "public", "ca", "--format", "jwk"], b"").json();
     assert_eq!((jwk["kty"].as_str(), jwk["crv"].as_str()), (Some("EC"), Some("P-256")), "{jwk}");
     assert!(jwk["kid"].as_str().is_some_and(|k| k.starts_with("ca@")), "{jwk}");
+    assert_eq!((jwk["use"].as_str(), jwk["alg"].as_str()), (Some("sig"), Some("ES256")), "{jwk}");
     let ssh_line = hsm.ok(&["key", "public", "leaf", "--format", "ssh"], b"").stdout_text();
     assert!(ssh_line.starts_with("ecdsa-sha2-nistp256 "), "{ssh_line}");
     let msg = hsm.fails(4, &["key", "public", "k1", "--format", "ssh"], b"");

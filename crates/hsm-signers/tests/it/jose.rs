@@ -27,7 +27,24 @@ pub(crate) const CASES: &[(&str, Case)] = &[
     }),
     ("jwt_forgeries", forgeries),
     ("jwks_rotation", jwks_after_rotation),
+    ("jwk_of_encryption_key", jwk_of_encryption_key),
 ];
+
+/// An RSA encryption key's JWK has no signature use or algorithm.
+fn jwk_of_encryption_key(b: &Backend, key: &str) -> Outcome {
+    if let Some(why) = crate::create(b, key, KeySpec::Rsa2048, hsm_core::KeyUsage::EncryptDecrypt)? {
+        return Ok(Completion::ignored_with(why));
+    }
+    let pk = rt().block_on(b.provider.public_key(&key.into())).map_err(|e| e.to_string())?;
+    let jwk = jose::jwk(&pk, None).map_err(|e| e.to_string())?;
+    check(jwk["kty"] == "RSA" && jwk.get("use").is_none() && jwk.get("alg").is_none(), format!("{jwk}"))?;
+    let parsed: jsonwebtoken::jwk::Jwk = serde_json::from_value(jwk)?;
+    check(
+        matches!(parsed.algorithm, jsonwebtoken::jwk::AlgorithmParameters::RSA(_)),
+        "jsonwebtoken reads it",
+    )?;
+    Ok(Completion::Completed)
+}
 
 fn claims() -> Value {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
