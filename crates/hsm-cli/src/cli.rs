@@ -96,6 +96,14 @@ pub(crate) enum Command {
     /// Look inside envelopes (`hsm encrypt --envelope`) without any provider call
     #[command(subcommand)]
     Envelope(EnvelopeCommand),
+    /// X.509: self-signed and CA certificates, CSRs, certificates issued by a provider-held CA
+    #[command(subcommand)]
+    X509(crate::signers::X509Command),
+    /// JWT: sign claims with a provider key, verify tokens (exit 0 valid, 1 invalid)
+    #[command(subcommand)]
+    Jwt(crate::signers::JwtCommand),
+    /// Serve provider keys to ssh, ssh-keygen -Y sign and git over an SSH agent socket
+    SshAgent(crate::signers::SshAgentArgs),
     /// Print a shell completion script
     Completions {
         /// The shell
@@ -179,11 +187,14 @@ pub(crate) enum KeyCommand {
         #[command(flatten)]
         output: OutputArg,
     },
-    /// Print the public key of an asymmetric key as PEM (NAME or NAME@VERSION)
+    /// Print the public key of an asymmetric key (NAME or NAME@VERSION): PEM, DER, JWK or OpenSSH
     Public {
         /// The key
         #[arg(value_parser = parse_key_ref)]
         name: KeyRef,
+        /// Output format
+        #[arg(long, value_enum, default_value_t = crate::signers::PublicFormat::Pem)]
+        format: crate::signers::PublicFormat,
         /// Write to FILE instead of stdout
         #[arg(short = 'o', long = "out", value_name = "FILE", default_value = "-")]
         out: PathBuf,

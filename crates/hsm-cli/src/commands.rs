@@ -121,6 +121,9 @@ pub(crate) async fn run(cli: Cli) -> Result<u8, Failure> {
             write_artifact(&a.io.out, tag.as_bytes(), a.base64)?;
             Ok(code::OK)
         }
+        Command::X509(c) => crate::signers::x509(&client, c).await,
+        Command::Jwt(c) => crate::signers::jwt(&client, c).await,
+        Command::SshAgent(a) => crate::signers::ssh_agent(&client, a).await,
         Command::MacVerify(a) => {
             one_stdin(&a.input, &a.tag, "--tag")?;
             let tag = read_artifact(&a.tag, a.base64, "MAC tag")?;
@@ -281,9 +284,8 @@ async fn key(client: &Client, cmd: KeyCommand) -> Result<(), Failure> {
             );
             emit(output.output, &info, || Ok(line))
         }
-        KeyCommand::Public { name, out } => {
-            let pk = client.public_key(name).await?;
-            write_all(&out, pk.to_pem().as_bytes(), Secrecy::Public)
+        KeyCommand::Public { name, format, out } => {
+            crate::signers::public_key(client, name, format, &out).await
         }
     }
 }

@@ -17,6 +17,21 @@
 //! hsm completions bash > /etc/bash_completion.d/hsm
 //! ```
 //!
+//! ## Keys in other tools
+//!
+//! ```text
+//! hsm key public signer --format jwk           # also pem (default), der, ssh
+//! hsm x509 self-signed --key ca --subject 'CN=Example CA' --ca --days 3650 -o ca.pem
+//! hsm x509 csr --key web --subject CN=web.example --san DNS:web.example -o web.csr
+//! hsm x509 issue --issuer-key ca --issuer-cert ca.pem --csr web.csr --days 90 -o web.pem
+//! hsm jwt sign --key signer --claims '{"sub":"alice"}' --expires-in 1h > token
+//! hsm jwt verify --key signer -i token           # exit 0 valid (prints the claims), 1 invalid
+//! hsm ssh-agent --socket /tmp/hsm.sock --key signer   # SSH_AUTH_SOCK=/tmp/hsm.sock ssh-keygen -Y sign ...
+//! ```
+//!
+//! A key that cannot serve the request (an encryption key, secp256k1 in X.509 or SSH, an
+//! algorithm the provider does not offer for the key) is refused with exit 4.
+//!
 //! ## Provider selection
 //!
 //! 1. `--provider URL` (`local:///abs/path/to/keystore`, `local:relative/path`, `memory:`)
@@ -63,6 +78,7 @@ mod envelope;
 mod failure;
 mod io;
 mod pin;
+mod signers;
 
 use std::process::ExitCode;
 

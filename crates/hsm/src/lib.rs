@@ -86,6 +86,9 @@ pub use hsm_pkcs11 as pkcs11;
 /// Envelope encryption: data of any size under a fresh data key that a provider key
 /// protects (the `hsm-envelope` crate).
 pub use hsm_envelope as envelope;
+/// Provider keys behind the ecosystem's traits: RustCrypto signers, JOSE/JWT (feature `signers`).
+#[cfg(feature = "signers")]
+pub use hsm_signers as signers;
 
 mod client;
 mod config;

@@ -10,3 +10,4 @@ mod gcp;
 mod keys;
 mod pkcs11;
 mod providers;
+mod signers;
