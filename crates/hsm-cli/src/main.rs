@@ -14,6 +14,9 @@
 //! hsm verify --key signer --algorithm rsa-pkcs1-sha256 --signature doc.sig -i doc.pdf
 //! hsm key public signer -o signer.pem          # openssl dgst -sha256 -verify signer.pem ...
 //! hsm key list --tag env=prod --output json
+//! hsm encrypt --envelope --key backups --context host=db1 -i dump.sql -o dump.hsm  # any size, streamed
+//! hsm envelope inspect dump.hsm                # header only: context, recipients; no provider call
+//! hsm decrypt --key backups --context host=db1 -i dump.hsm --range 0:4096
 //! hsm completions bash > /etc/bash_completion.d/hsm
 //! ```
 //!

@@ -246,7 +246,7 @@ impl Opener {
         #[cfg(unix)]
         {
             let body = size.checked_sub(header.len as u64).ok_or_else(opaque)?;
-            let layout = crate::file::Layout::for_body(header.segment_size as u64, body, header.len as u64)
+            let layout = pipeline::Layout::for_body(header.segment_size as u64, body, header.len as u64)
                 .ok_or_else(opaque)?;
             let (i, o) = (crate::seal::clone(input)?, crate::seal::clone(output)?);
             crate::file::run(i, o, cipher, layout, Direction::Open, &self.plan(&header)).await?;
@@ -309,12 +309,8 @@ impl Opener {
         let body = end.checked_sub(header.len as u64).ok_or_else(opaque)?;
         let seg = header.segment_size as u64;
         let full = seg + TAG_LEN as u64;
-        let (whole, rest) = (body / full, body % full);
-        if body == 0 || (rest != 0 && rest < TAG_LEN as u64) {
-            return Err(opaque());
-        }
-        let segments = whole + u64::from(rest != 0);
-        let plain_len = body - segments * TAG_LEN as u64;
+        let layout = pipeline::Layout::for_body(seg, body, header.len as u64).ok_or_else(opaque)?;
+        let (segments, plain_len) = (layout.segments, layout.plaintext_len());
         let (start, stop) = (range.start.min(plain_len), range.end.min(plain_len));
         // A range reaching the end takes the final segment, which proves the length.
         let reaches_end = range.end >= plain_len;

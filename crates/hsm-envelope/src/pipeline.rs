@@ -63,6 +63,42 @@ impl Plan {
     }
 }
 
+/// One message body laid out in segments.
+#[derive(Clone, Copy)]
+pub(crate) struct Layout {
+    pub(crate) segment: u64,
+    /// Segments in the message (at least one).
+    pub(crate) segments: u64,
+    /// Plaintext bytes of the final segment.
+    pub(crate) last_plain: u64,
+    /// Where the body starts in the envelope.
+    pub(crate) body_at: u64,
+}
+
+impl Layout {
+    /// The layout of a message of `plain` bytes.
+    pub(crate) fn for_plaintext(segment: u64, plain: u64, body_at: u64) -> Layout {
+        let segments = plain.div_ceil(segment).max(1);
+        Layout { segment, segments, last_plain: plain - (segments - 1) * segment, body_at }
+    }
+
+    /// The layout of a body of `body` bytes, or `None` when no message has that length.
+    pub(crate) fn for_body(segment: u64, body: u64, body_at: u64) -> Option<Layout> {
+        let full = segment + TAG_LEN as u64;
+        let (whole, rest) = (body / full, body % full);
+        if body == 0 || (rest != 0 && rest < TAG_LEN as u64) {
+            return None;
+        }
+        let segments = whole + u64::from(rest != 0);
+        let last_plain = if rest == 0 { segment } else { rest - TAG_LEN as u64 };
+        Some(Layout { segment, segments, last_plain, body_at })
+    }
+
+    pub(crate) fn plaintext_len(&self) -> u64 {
+        (self.segments - 1) * self.segment + self.last_plain
+    }
+}
+
 /// A batch of consecutive segments in one buffer laid out as on the wire: every segment but
 /// the last is `segment + TAG_LEN` bytes.
 struct Batch {

@@ -164,8 +164,7 @@ impl Sealer {
         {
             use std::os::unix::fs::FileExt as _;
             output.write_all_at(&head, 0).map_err(|e| io_error("write", e))?;
-            let layout =
-                crate::file::Layout::for_plaintext(self.segment_size as u64, size, head.len() as u64);
+            let layout = pipeline::Layout::for_plaintext(self.segment_size as u64, size, head.len() as u64);
             let (i, o) = (clone(input)?, clone(output)?);
             crate::file::run(i, o, cipher, layout, Direction::Seal, &self.plan()).await?;
             let total = head.len() as u64 + layout.segments * TAG_LEN as u64 + size;
