@@ -106,6 +106,21 @@ impl Hsm {
     }
 }
 
+/// Whether `HSM_REQUIRE_SERVERS` asks for failures instead of skips (the same check as
+/// `hsm_aws::moto::servers_required`).
+fn servers_required() -> bool {
+    std::env::var_os("HSM_REQUIRE_SERVERS").is_some_and(|v| !v.is_empty())
+}
+
+/// `false` (after saying so) when `what` is missing and skipping is allowed.
+pub(crate) fn have(ok: bool, what: &str) -> bool {
+    if !ok {
+        assert!(!servers_required(), "{what} is missing and HSM_REQUIRE_SERVERS is set");
+        eprintln!("skipped: {what} is missing");
+    }
+    ok
+}
+
 /// Whether `openssl` can be run.
 pub(crate) fn openssl() -> bool {
     Command::new("openssl").arg("version").output().is_ok_and(|o| o.status.success())

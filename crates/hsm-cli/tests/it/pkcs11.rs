@@ -7,22 +7,7 @@ use std::process::Command;
 
 use hsm::pkcs11::softhsm::{MODULE, SoftHsm};
 
-use crate::harness::{Hsm, provider_story};
-
-/// Whether `HSM_REQUIRE_SERVERS` asks for failures instead of skips (the same check as
-/// `hsm_aws::moto::servers_required`).
-fn servers_required() -> bool {
-    std::env::var_os("HSM_REQUIRE_SERVERS").is_some_and(|v| !v.is_empty())
-}
-
-/// `false` (after saying so) when `what` is missing and skipping is allowed.
-fn have(ok: bool, what: &str) -> bool {
-    if !ok {
-        assert!(!servers_required(), "{what} is missing and HSM_REQUIRE_SERVERS is set");
-        eprintln!("skipped: {what} is missing");
-    }
-    ok
-}
+use crate::harness::{Hsm, have, provider_story};
 
 #[test]
 fn keys_encryption_and_signatures_through_a_pkcs11_uri() {

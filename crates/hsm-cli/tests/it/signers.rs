@@ -9,20 +9,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 
-use crate::harness::{Hsm, openssl, openssl_ok};
-
-fn servers_required() -> bool {
-    std::env::var_os("HSM_REQUIRE_SERVERS").is_some_and(|v| !v.is_empty())
-}
-
-/// `false` (after saying so) when `what` is missing and skipping is allowed.
-fn have(ok: bool, what: &str) -> bool {
-    if !ok {
-        assert!(!servers_required(), "{what} is missing and HSM_REQUIRE_SERVERS is set");
-        eprintln!("skipped: {what} is missing");
-    }
-    ok
-}
+use crate::harness::{Hsm, have, openssl, openssl_ok};
 
 fn ssh_keygen() -> bool {
     Command::new("ssh-keygen").arg("-?").output().is_ok()
