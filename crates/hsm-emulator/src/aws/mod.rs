@@ -126,14 +126,25 @@ impl std::fmt::Debug for Args {
 /// # Errors
 /// When the port cannot be bound, or the region or account is empty.
 pub async fn start(args: Args) -> io::Result<Running> {
+    let port = args.port;
+    serve_http(port, handler(args)?).await
+}
+
+/// The emulator as a request handler with its own (empty) state, to serve with
+/// [`serve_http`](crate::server::serve_http) yourself: serving the same handler again after
+/// dropping its [`Running`] restarts the emulator with the keys it had (tests of clients
+/// that must survive an outage use this).
+///
+/// # Errors
+/// When the region, account or access key id is empty.
+pub fn handler(args: Args) -> io::Result<Arc<dyn crate::server::Handler>> {
     if args.region.is_empty() || args.account.is_empty() || args.access_key_id.is_empty() {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             "--region, --account and --access-key-id must not be empty",
         ));
     }
-    let port = args.port;
-    serve_http(port, Arc::new(Emulator { state: ops::Kms::new(&args.region, &args.account), args })).await
+    Ok(Arc::new(Emulator { state: ops::Kms::new(&args.region, &args.account), args }))
 }
 
 /// An AWS error answer.

@@ -120,7 +120,14 @@ pub struct Args {
 /// # Errors
 /// When the port cannot be bound.
 pub async fn start(args: Args) -> io::Result<Running> {
-    serve_http(args.port, Arc::new(Service::default())).await
+    serve_http(args.port, handler()).await
+}
+
+/// The emulator as a request handler with its own (empty) state, to serve with
+/// [`serve_http`](crate::server::serve_http) yourself: serving the same handler again after
+/// dropping its [`Running`] restarts the emulator with the keys it had.
+pub fn handler() -> Arc<dyn crate::server::Handler> {
+    Arc::new(Service::default())
 }
 
 /// Largest plaintext, AAD or data for SOFTWARE keys.
