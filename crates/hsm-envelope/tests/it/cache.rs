@@ -142,3 +142,24 @@ fn the_cache_debug_shows_limits_not_keys() {
     assert!(shown.contains("max_messages: 7"), "{shown}");
     assert!(!shown.contains("data_key"), "{shown}");
 }
+
+#[tokio::test]
+async fn capacity_evicts_the_least_recently_used_partition() {
+    let (p, ring) = one().await;
+    let cache = DataKeyCache::new(2);
+    let seal = |t: &'static str| {
+        let sealer = Sealer::new().cache(cache.clone()).context(Context::new().with("t", t));
+        let ring = ring.clone();
+        async move { sealer.seal_to(&ring, b"x").await.unwrap() }
+    };
+    seal("a").await;
+    seal("b").await;
+    seal("a").await; // a is now the most recently used
+    assert_eq!(p.protects(), 2);
+    seal("c").await; // evicts b
+    assert_eq!(p.protects(), 3);
+    seal("a").await;
+    assert_eq!(p.protects(), 3, "a survived");
+    seal("b").await;
+    assert_eq!(p.protects(), 4, "b was evicted");
+}
