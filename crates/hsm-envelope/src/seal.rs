@@ -144,10 +144,26 @@ impl Sealer {
         R: AsyncRead + Unpin + Send,
         W: AsyncWrite + Unpin + Send,
     {
-        let (head, cipher, _) = self.begin(Target::One(provider, key), None).await?;
+        self.stream(Target::One(provider, key), None, reader, writer).await.map(|(n, _)| n)
+    }
+
+    /// The header, then the segments of everything `reader` yields.
+    async fn stream<P, R, W>(
+        &self,
+        target: Target<'_, P>,
+        len: Option<u64>,
+        reader: &mut R,
+        writer: &mut W,
+    ) -> Result<(u64, Made)>
+    where
+        P: Provider + ?Sized,
+        R: AsyncRead + Unpin + Send,
+        W: AsyncWrite + Unpin + Send,
+    {
+        let (head, cipher, made) = self.begin(target, len).await?;
         writer.write_all(&head).await.map_err(|e| io_error("write", e))?;
-        let plan = self.plan();
-        pipeline::run(reader, writer, cipher, plan, Direction::Seal, Span::WHOLE).await
+        let n = pipeline::run(reader, writer, cipher, self.plan(), Direction::Seal, Span::WHOLE).await?;
+        Ok((n, made))
     }
 
     /// [`seal_stream`](Sealer::seal_stream) for every recipient of `keyring` (or a k-of-n
@@ -170,9 +186,7 @@ impl Sealer {
         R: AsyncRead + Unpin + Send,
         W: AsyncWrite + Unpin + Send,
     {
-        let (head, cipher, made) = self.begin(Target::<dyn Provider>::Ring(keyring), None).await?;
-        writer.write_all(&head).await.map_err(|e| io_error("write", e))?;
-        let n = pipeline::run(reader, writer, cipher, self.plan(), Direction::Seal, Span::WHOLE).await?;
+        let (n, made) = self.stream(Target::<dyn Provider>::Ring(keyring), None, reader, writer).await?;
         Ok(SealReport { plaintext_len: n, recipients: made.recipients, failed: made.failed })
     }
 
@@ -181,15 +195,18 @@ impl Sealer {
     /// # Errors
     /// As [`seal_stream_to`](Sealer::seal_stream_to).
     pub async fn seal_to(&self, keyring: &Keyring, plaintext: &[u8]) -> Result<(Vec<u8>, SealReport)> {
-        let len = plaintext.len() as u64;
-        let (head, cipher, made) = self.begin(Target::<dyn Provider>::Ring(keyring), Some(len)).await?;
-        let segments = plaintext.len() / self.segment_size.max(1) + 1;
-        let mut out = Vec::with_capacity(head.len() + plaintext.len() + segments * TAG_LEN);
-        out.extend_from_slice(&head);
+        let mut out = Vec::with_capacity(self.sealed_len(plaintext.len()));
         let mut input = plaintext;
-        let n =
-            pipeline::run(&mut input, &mut out, cipher, self.plan(), Direction::Seal, Span::WHOLE).await?;
+        let target = Target::<dyn Provider>::Ring(keyring);
+        let (n, made) = self.stream(target, Some(plaintext.len() as u64), &mut input, &mut out).await?;
         Ok((out, SealReport { plaintext_len: n, recipients: made.recipients, failed: made.failed }))
+    }
+
+    /// Room for a sealed message of `len` plaintext bytes (the header is about 1 KiB at most
+    /// for a few recipients; a larger one just reallocates once).
+    fn sealed_len(&self, len: usize) -> usize {
+        let segments = len / self.segment_size.max(1) + 1;
+        len + segments * TAG_LEN + 1024
     }
 
     /// [`seal_file`](Sealer::seal_file) for a [`Keyring`], with the data-key cache when one
@@ -327,8 +344,7 @@ impl Sealer {
         key: &KeyRef,
         plaintext: &[u8],
     ) -> Result<Vec<u8>> {
-        let segments = plaintext.len() / self.segment_size.max(1) + 1;
-        let mut out = Vec::with_capacity(plaintext.len() + segments * TAG_LEN + 1024);
+        let mut out = Vec::with_capacity(self.sealed_len(plaintext.len()));
         let mut input = plaintext;
         self.seal_stream(provider, key, &mut input, &mut out).await?;
         Ok(out)
