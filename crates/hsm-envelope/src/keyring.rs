@@ -220,8 +220,10 @@ impl Keyring {
         self.changed()
     }
 
-    /// Seal once `n` recipients have protected the data key (default: all of them); the
-    /// others are reported as failed.
+    /// Seal once `n` recipients have protected the data key (default: all of them). The
+    /// recipients still working then get as long again as those `n` took (at least
+    /// 100 ms), so a slow but healthy one is kept while a hung one does not hold the seal
+    /// for its whole deadline; the others are reported as failed.
     #[must_use]
     pub fn min_recipients(mut self, n: usize) -> Self {
         self.min_recipients = Some(n);
@@ -317,40 +319,73 @@ impl Keyring {
             Some(k) => Some(shamir::split(data_key, k, self.groups() as u8)?),
             None => None,
         };
-        let calls = self.members.iter().map(|m| {
-            let (secret, share) = match (&pieces, self.threshold) {
-                (Some(p), Some(k)) => {
-                    let piece = &p[usize::from(m.group) - 1];
-                    let share = Share { index: piece.index, threshold: k, count: p.len() as u8 };
-                    (&piece.value[..], Some(share))
-                }
-                _ => (&data_key[..], None),
-            };
-            async move {
-                let call = protect(&*m.provider, &m.key, secret, context, context_aad);
-                let got = match tokio::time::timeout(self.timeout, call).await {
-                    Ok(r) => r,
-                    Err(_) => Err(timed_out(m, self.timeout)),
+        let needed = self.min_recipients.unwrap_or(self.members.len());
+        let mut running: FuturesUnordered<_> = self
+            .members
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                let (secret, share) = match (&pieces, self.threshold) {
+                    (Some(p), Some(k)) => {
+                        let piece = &p[usize::from(m.group) - 1];
+                        let share = Share { index: piece.index, threshold: k, count: p.len() as u8 };
+                        (&piece.value[..], Some(share))
+                    }
+                    _ => (&data_key[..], None),
                 };
-                got.map(|mut r| {
-                    r.share = share;
-                    r
-                })
+                async move {
+                    let call = protect(&*m.provider, &m.key, secret, context, context_aad);
+                    let got = match tokio::time::timeout(self.timeout, call).await {
+                        Ok(r) => r,
+                        Err(_) => Err(timed_out(m, self.timeout)),
+                    };
+                    let got = got.map(|mut r| {
+                        r.share = share;
+                        r
+                    });
+                    (i, got)
+                }
+            })
+            .collect();
+        // Once the policy is met, the recipients still working get as long again as the
+        // quorum took (at least 100 ms), then the seal proceeds without them.
+        let started = tokio::time::Instant::now();
+        let mut results: Vec<Option<Result<Recipient>>> = self.members.iter().map(|_| None).collect();
+        let mut grace: Option<Pin<Box<tokio::time::Sleep>>> = None;
+        loop {
+            let done = tokio::select! {
+                done = running.next() => done,
+                () = async { if let Some(g) = grace.as_mut() { g.await } }, if grace.is_some() => None,
+            };
+            let Some((i, r)) = done else { break };
+            results[i] = Some(r);
+            if grace.is_none() && needed < self.members.len() && self.quorum(&results, needed) {
+                let wait = started.elapsed().max(Duration::from_millis(100));
+                grace = Some(Box::pin(tokio::time::sleep(wait)));
             }
-        });
-        let results = futures_util::future::join_all(calls).await;
+        }
+        drop(running);
         let (mut made, mut failed) = (Vec::new(), Vec::new());
         let mut groups_made = Vec::new();
         for (m, r) in self.members.iter().zip(results) {
             match r {
-                Ok(r) => {
+                Some(Ok(r)) => {
                     groups_made.push(m.group);
                     made.push(r);
                 }
-                Err(error) => failed.push(failure(m, error)),
+                Some(Err(error)) => failed.push(failure(m, error)),
+                None => failed.push(failure(
+                    m,
+                    Error::Timeout {
+                        provider: m.provider.name(),
+                        operation: format!(
+                            "the data key with '{}' (still working when the other recipients were done)",
+                            m.key
+                        ),
+                    },
+                )),
             }
         }
-        let needed = self.min_recipients.unwrap_or(self.members.len());
         if made.len() < needed {
             if self.members.len() == 1 && failed.len() == 1 {
                 return Err(failed.remove(0).error);
@@ -375,6 +410,22 @@ impl Keyring {
             }
         }
         Ok((made, failed))
+    }
+
+    /// Whether the seal policy is met by the results so far: `needed` stanzas, and for a
+    /// threshold keyring `k` distinct groups.
+    fn quorum(&self, results: &[Option<Result<Recipient>>], needed: usize) -> bool {
+        let ok: Vec<u8> = self
+            .members
+            .iter()
+            .zip(results)
+            .filter(|(_, r)| matches!(r, Some(Ok(_))))
+            .map(|(m, _)| m.group)
+            .collect();
+        let mut groups = ok.clone();
+        groups.sort_unstable();
+        groups.dedup();
+        ok.len() >= needed && self.threshold.is_none_or(|k| groups.len() >= usize::from(k))
     }
 
     /// Recovers the data key of `header` from the first recipients that answer (hedged),

@@ -116,6 +116,32 @@ async fn a_recipient_that_does_not_answer_in_time_is_a_timeout() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn with_min_recipients_a_slow_recipient_gets_as_long_again_as_the_quorum_took() {
+    let ps = three().await;
+    ps[0].set_latency(Duration::from_millis(300));
+    ps[1].set_latency(Duration::from_millis(300));
+    ps[2].set_latency(Duration::from_secs(20));
+    let two = ring(&ps).min_recipients(2);
+    let started = tokio::time::Instant::now();
+    let (_, report) = Sealer::new().seal_to(&two, b"x").await.unwrap();
+    let took = started.elapsed();
+    // Both fast recipients answer at 0.6 s (get_key, then the wrap), then 0.6 s more of grace.
+    assert!(took >= Duration::from_millis(1200) && took < Duration::from_millis(1300), "{took:?}");
+    assert_eq!(report.recipients.len(), 2);
+    assert!(matches!(report.failed[0].error, Error::Timeout { .. }), "{:?}", report.failed[0].error);
+    // A recipient that answers within the grace is kept.
+    ps[2].set_latency(Duration::from_millis(500));
+    let (_, report) = Sealer::new().seal_to(&two, b"x").await.unwrap();
+    assert_eq!((report.recipients.len(), report.failed.len()), (3, 0));
+    // Without min_recipients every recipient is waited for, up to its deadline.
+    ps[2].set_latency(Duration::from_secs(5));
+    let started = tokio::time::Instant::now();
+    let (_, report) = Sealer::new().seal_to(&ring(&ps), b"x").await.unwrap();
+    assert!(started.elapsed() >= Duration::from_secs(10), "all three waited for");
+    assert_eq!(report.recipients.len(), 3);
+}
+
+#[tokio::test(start_paused = true)]
 async fn opening_is_hedged_and_the_first_answer_wins() {
     let ps = three().await;
     let ring = ring(&ps).hedge_delay(Duration::from_millis(100));
