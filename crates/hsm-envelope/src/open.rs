@@ -153,7 +153,12 @@ impl Opener {
     }
 
     fn plan(&self, header: &Header) -> Plan {
-        Plan { segment: header.segment_size, concurrency: self.concurrency, progress: self.progress.clone() }
+        Plan {
+            segment: header.segment_size,
+            concurrency: self.concurrency,
+            progress: self.progress.clone(),
+            hint: None,
+        }
     }
 
     /// Decrypts an envelope from `reader` into `writer`, asking the provider once for the
@@ -198,6 +203,22 @@ impl Opener {
         R: AsyncRead + Unpin + Send,
         W: AsyncWrite + Unpin + Send,
     {
+        self.body(from, header, reader, writer, None).await
+    }
+
+    /// The body after `header`, `hint` its length when known.
+    async fn body<R, W>(
+        &self,
+        from: &(impl Unlock + ?Sized),
+        header: &Header,
+        reader: &mut R,
+        writer: &mut W,
+        hint: Option<u64>,
+    ) -> Result<u64>
+    where
+        R: AsyncRead + Unpin + Send,
+        W: AsyncWrite + Unpin + Send,
+    {
         if header.recipients.len() > self.max_recipients {
             return Err(header::bad_format(format!(
                 "it lists {} recipients, more than the {} allowed",
@@ -206,7 +227,8 @@ impl Opener {
             )));
         }
         let cipher = self.unlock_header(from, header).await?;
-        pipeline::run(reader, writer, cipher, self.plan(header), Direction::Open, Span::WHOLE).await
+        let plan = Plan { hint, ..self.plan(header) };
+        pipeline::run(reader, writer, cipher, plan, Direction::Open, Span::WHOLE).await
     }
 
     /// Decrypts the envelope in the regular file `input` into `output` (replacing its
@@ -252,7 +274,9 @@ impl Opener {
         // Sized up front so the plaintext is never reallocated (which would leave copies).
         let mut out = Zeroizing::new(Vec::with_capacity(sealed.len()));
         let mut input = sealed;
-        self.open_stream(from, &mut input, &mut *out).await?;
+        let header = header::read(&mut input, self.max_recipients).await?;
+        let body = Some(input.len() as u64);
+        self.body(from, &header, &mut input, &mut *out, body).await?;
         Ok(out)
     }
 

@@ -51,6 +51,9 @@ pub(crate) struct Plan {
     pub(crate) concurrency: usize,
     /// Told of every batch written.
     pub(crate) progress: Progress,
+    /// The input's length when known (plaintext to seal, body to open): a small message
+    /// then gets a batch buffer of its own size instead of a full batch's. Only sizing.
+    pub(crate) hint: Option<u64>,
 }
 
 impl Plan {
@@ -60,6 +63,18 @@ impl Plan {
 
     pub(crate) fn segments_per_batch(&self) -> usize {
         (BATCH_BYTES / self.segment).max(1)
+    }
+
+    /// Segments per batch buffer for this input: a full batch, or fewer for a short input
+    /// of known length (sealing keeps one spare segment to see the end in the same read).
+    fn segments_to_read(&self, dir: Direction) -> usize {
+        let per = self.segments_per_batch();
+        let Some(hint) = self.hint else { return per };
+        let needed = match dir {
+            Direction::Seal => hint / self.segment as u64 + 1,
+            Direction::Open => hint.div_ceil(self.full() as u64).max(1),
+        };
+        usize::try_from(needed).map_or(per, |n| per.min(n))
     }
 }
 
@@ -131,7 +146,7 @@ async fn read_batch<R: AsyncRead + Unpin>(
     plan: &Plan,
     dir: Direction,
 ) -> Result<Batch> {
-    let (full, per) = (plan.full(), plan.segments_per_batch());
+    let (full, per) = (plan.full(), plan.segments_to_read(dir));
     buf.resize(full * per, 0);
     match dir {
         Direction::Seal => {

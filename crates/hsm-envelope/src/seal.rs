@@ -162,7 +162,8 @@ impl Sealer {
     {
         let (head, cipher, made) = self.begin(target, len).await?;
         writer.write_all(&head).await.map_err(|e| io_error("write", e))?;
-        let n = pipeline::run(reader, writer, cipher, self.plan(), Direction::Seal, Span::WHOLE).await?;
+        let plan = Plan { hint: len, ..self.plan() };
+        let n = pipeline::run(reader, writer, cipher, plan, Direction::Seal, Span::WHOLE).await?;
         Ok((n, made))
     }
 
@@ -331,7 +332,12 @@ impl Sealer {
     }
 
     fn plan(&self) -> Plan {
-        Plan { segment: self.segment_size, concurrency: self.concurrency, progress: self.progress.clone() }
+        Plan {
+            segment: self.segment_size,
+            concurrency: self.concurrency,
+            progress: self.progress.clone(),
+            hint: None,
+        }
     }
 
     /// Encrypts `plaintext` in memory; see [`seal_stream`](Sealer::seal_stream).
@@ -346,7 +352,8 @@ impl Sealer {
     ) -> Result<Vec<u8>> {
         let mut out = Vec::with_capacity(self.sealed_len(plaintext.len()));
         let mut input = plaintext;
-        self.seal_stream(provider, key, &mut input, &mut out).await?;
+        let len = Some(plaintext.len() as u64);
+        self.stream(Target::One(provider, key), len, &mut input, &mut out).await?;
         Ok(out)
     }
 }
