@@ -275,8 +275,21 @@ impl Opener {
         let mut out = Zeroizing::new(Vec::with_capacity(sealed.len()));
         let mut input = sealed;
         let header = header::read(&mut input, self.max_recipients).await?;
-        let body = Some(input.len() as u64);
-        self.body(from, &header, &mut input, &mut *out, body).await?;
+        if header.version == VERSION_1 || !pipeline::fits_one_pass(input.len()) {
+            let body = Some(input.len() as u64);
+            self.body(from, &header, &mut input, &mut *out, body).await?;
+            return Ok(out);
+        }
+        if header.recipients.len() > self.max_recipients {
+            return Err(header::bad_format(format!(
+                "it lists {} recipients, more than the {} allowed",
+                header.recipients.len(),
+                self.max_recipients
+            )));
+        }
+        let cipher = self.unlock_header(from, &header).await?;
+        let n = pipeline::open_slice(&cipher, header.segment_size, input, &mut out)?;
+        self.progress.add(n);
         Ok(out)
     }
 

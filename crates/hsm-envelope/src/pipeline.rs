@@ -126,6 +126,57 @@ struct Batch {
     eof: bool,
 }
 
+/// Whether a message of `len` bytes in memory is sealed or opened on the calling task in
+/// one pass (no batch buffers, no thread hand-off): anything below one batch.
+pub(crate) fn fits_one_pass(len: usize) -> bool {
+    len < BATCH_BYTES
+}
+
+/// Seals `plaintext` (below one batch) straight into `out`, segment by segment.
+pub(crate) fn seal_slice(
+    cipher: &SegmentCipher,
+    segment: usize,
+    plaintext: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<()> {
+    let segments = plaintext.len().div_ceil(segment).max(1);
+    out.reserve(plaintext.len() + segments * TAG_LEN);
+    for i in 0..segments {
+        let chunk = &plaintext[(i * segment).min(plaintext.len())..((i + 1) * segment).min(plaintext.len())];
+        let at = out.len();
+        out.extend_from_slice(chunk);
+        out.resize(at + chunk.len() + TAG_LEN, 0);
+        let counter = u32::try_from(i).map_err(|_| opaque())?;
+        cipher.seal(counter, i + 1 == segments, &mut out[at..])?;
+    }
+    Ok(())
+}
+
+/// Opens `body` (below one batch plus its tags) into `out`, which must have room for the
+/// plaintext already so that it never reallocates (a reallocation would leave plaintext
+/// behind). On error `out` holds partial plaintext: the caller drops it (it is zeroized).
+pub(crate) fn open_slice(
+    cipher: &SegmentCipher,
+    segment: usize,
+    body: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<u64> {
+    let layout = Layout::for_body(segment as u64, body.len() as u64, 0).ok_or_else(opaque)?;
+    let full = segment + TAG_LEN;
+    if out.capacity() - out.len() < body.len() {
+        return Err(opaque());
+    }
+    for i in 0..layout.segments as usize {
+        let chunk = &body[i * full..((i + 1) * full).min(body.len())];
+        let at = out.len();
+        out.extend_from_slice(chunk);
+        let counter = u32::try_from(i).map_err(|_| opaque())?;
+        cipher.open_segment(counter, i + 1 == layout.segments as usize, &mut out[at..])?;
+        out.truncate(out.len() - TAG_LEN);
+    }
+    Ok(layout.plaintext_len())
+}
+
 /// Reads until `buf` is full or the stream ends; returns how many bytes were read.
 pub(crate) async fn read_full<R: AsyncRead + Unpin>(r: &mut R, buf: &mut [u8]) -> Result<usize> {
     let mut n = 0;

@@ -196,11 +196,30 @@ impl Sealer {
     /// # Errors
     /// As [`seal_stream_to`](Sealer::seal_stream_to).
     pub async fn seal_to(&self, keyring: &Keyring, plaintext: &[u8]) -> Result<(Vec<u8>, SealReport)> {
+        let (out, made) = self.memory(Target::<dyn Provider>::Ring(keyring), plaintext).await?;
+        let n = plaintext.len() as u64;
+        Ok((out, SealReport { plaintext_len: n, recipients: made.recipients, failed: made.failed }))
+    }
+
+    /// Seals `plaintext` in memory: in one pass on this task below one batch, else through
+    /// the pipeline on every core.
+    async fn memory<P: Provider + ?Sized>(
+        &self,
+        target: Target<'_, P>,
+        plaintext: &[u8],
+    ) -> Result<(Vec<u8>, Made)> {
         let mut out = Vec::with_capacity(self.sealed_len(plaintext.len()));
         let mut input = plaintext;
-        let target = Target::<dyn Provider>::Ring(keyring);
-        let (n, made) = self.stream(target, Some(plaintext.len() as u64), &mut input, &mut out).await?;
-        Ok((out, SealReport { plaintext_len: n, recipients: made.recipients, failed: made.failed }))
+        if !pipeline::fits_one_pass(plaintext.len()) {
+            let len = Some(plaintext.len() as u64);
+            let (_, made) = self.stream(target, len, &mut input, &mut out).await?;
+            return Ok((out, made));
+        }
+        let (head, cipher, made) = self.begin(target, Some(plaintext.len() as u64)).await?;
+        out.extend_from_slice(&head);
+        pipeline::seal_slice(&cipher, self.segment_size, plaintext, &mut out)?;
+        self.progress.add(plaintext.len() as u64);
+        Ok((out, made))
     }
 
     /// Room for a sealed message of `len` plaintext bytes (the header is about 1 KiB at most
@@ -350,11 +369,7 @@ impl Sealer {
         key: &KeyRef,
         plaintext: &[u8],
     ) -> Result<Vec<u8>> {
-        let mut out = Vec::with_capacity(self.sealed_len(plaintext.len()));
-        let mut input = plaintext;
-        let len = Some(plaintext.len() as u64);
-        self.stream(Target::One(provider, key), len, &mut input, &mut out).await?;
-        Ok(out)
+        self.memory(Target::One(provider, key), plaintext).await.map(|(out, _)| out)
     }
 }
 
