@@ -204,6 +204,10 @@ impl Call {
         } else {
             match serde_json::from_slice::<Value>(&body) {
                 Ok(Value::Object(m)) => m,
+                // Google's Node.js client (REST fallback) sends an empty message as `""`, and a
+                // missing one may be `null`; Cloud KMS reads both as the empty message.
+                Ok(Value::Null) => Map::new(),
+                Ok(Value::String(s)) if s.is_empty() => Map::new(),
                 _ => return Err(invalid("Invalid JSON payload received: the body must be a JSON object.")),
             }
         };

@@ -645,3 +645,28 @@ fn the_binary_requires_ca_out() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Runs tests/node/azure_keyvault.mjs (the official Node.js SDK) against an in-process emulator
+/// started with `args`; the emulator's CA is trusted through `NODE_EXTRA_CA_CERTS`.
+async fn node_sdk(args: Args, mode: &str) {
+    let Some(modules) = crate::node::modules() else { return };
+    let (running, ca_pem) = azure::start_with_ca(args).await.unwrap();
+    let ca = std::env::temp_dir().join(format!("hsm-emulator-azure-node-{mode}-{}.pem", std::process::id()));
+    std::fs::write(&ca, ca_pem).unwrap();
+    let envs = vec![("NODE_EXTRA_CA_CERTS".to_string(), ca.display().to_string())];
+    let out =
+        crate::node::run(modules, "azure_keyvault.mjs", vec![running.url(), mode.to_string()], envs).await;
+    let _ = std::fs::remove_file(&ca);
+    assert!(out.contains("checks passed"), "{out}");
+    eprintln!("{}", out.trim());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_sdk_against_a_vault() {
+    node_sdk(Args::default(), "vault").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_sdk_against_a_managed_hsm() {
+    node_sdk(Args { managed_hsm: true, ..Args::default() }, "managed-hsm").await;
+}

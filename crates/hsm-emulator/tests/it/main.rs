@@ -3,4 +3,5 @@
 mod aws;
 mod azure;
 mod gcp;
+mod node;
 mod server;
