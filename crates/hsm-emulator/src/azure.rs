@@ -119,6 +119,9 @@ pub struct Args {
     /// (to test retries and error mapping).
     #[arg(long, value_name = "N")]
     pub throttle_every: Option<u64>,
+    /// Persistent state (`--state PATH`, `--state-key FILE`).
+    #[command(flatten)]
+    pub state: crate::state::StateArgs,
 }
 
 impl Args {
@@ -178,6 +181,18 @@ fn tls(host: &str) -> io::Result<(String, rustls::ServerConfig)> {
 /// When the port cannot be bound, `--host` is not a valid DNS name, or the CA file cannot
 /// be written.
 pub async fn start_with_ca(args: Args) -> io::Result<(Running, String)> {
+    let state = args.state.open()?;
+    start_with_state(args, state).await
+}
+
+/// [`start_with_ca`] with an already open state file (`all` mode shares one between the modes).
+///
+/// # Errors
+/// As [`start_with_ca`], and when the saved state does not parse.
+pub async fn start_with_state(
+    args: Args,
+    state: Option<Arc<crate::state::StateFile>>,
+) -> io::Result<(Running, String)> {
     let host = args.host();
     let (ca_pem, config) = tls(&host)?;
     if let Some(path) = &args.ca_out {
@@ -185,12 +200,17 @@ pub async fn start_with_ca(args: Args) -> io::Result<(Running, String)> {
             io::Error::new(e.kind(), format!("cannot write the CA to {}: {e}", path.display()))
         })?;
     }
-    let emulator = api::Emulator::new(api::Options {
-        managed_hsm: args.managed_hsm,
-        host,
-        token: args.token.clone(),
-        throttle_every: args.throttle_every,
-    });
+    let persist = state.map(|s| crate::state::Persist::new(s, "azure"));
+    let emulator = api::Emulator::new(
+        api::Options {
+            managed_hsm: args.managed_hsm,
+            host,
+            token: args.token.clone(),
+            throttle_every: args.throttle_every,
+        },
+        persist,
+    )
+    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
     let running = serve_https(args.port, Arc::new(emulator), Arc::new(config)).await?;
     Ok((running, ca_pem))
 }

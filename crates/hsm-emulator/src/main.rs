@@ -1,8 +1,12 @@
-//! `hsm-emulator`: serves one vendor's key-management protocol on 127.0.0.1 until interrupted.
+//! `hsm-emulator`: serves one vendor's key-management protocol on 127.0.0.1
+//! until interrupted (Ctrl-C or SIGTERM; connections in flight finish first).
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use hsm_emulator::server::Running;
+use hsm_emulator::state::StateArgs;
 
 /// Wire-compatible local emulators of AWS KMS, Azure Key Vault and Google Cloud KMS.
 #[derive(Debug, Parser)]
@@ -19,7 +23,63 @@ enum Mode {
     /// Azure Key Vault or Managed HSM (REST over TLS).
     Azure(hsm_emulator::azure::Args),
     /// Google Cloud KMS (REST v1).
-    Gcp(hsm_emulator::gcp::Args),
+    Gcp(GcpArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct GcpArgs {
+    #[command(flatten)]
+    args: hsm_emulator::gcp::Args,
+    #[command(flatten)]
+    state: StateArgs,
+}
+
+/// How long connections in flight get to finish after Ctrl-C or SIGTERM.
+const GRACE: Duration = Duration::from_secs(5);
+
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM.
+async fn interrupted() -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r,
+            _ = term.recv() => Ok(()),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await
+    }
+}
+
+async fn run(mode: Mode) -> Result<(), String> {
+    let (name, servers): (&str, Vec<Running>) = match mode {
+        Mode::Aws(args) => {
+            ("aws", vec![hsm_emulator::aws::start(args).await.map_err(|e| format!("aws: {e}"))?])
+        }
+        Mode::Azure(args) => {
+            ("azure", vec![hsm_emulator::azure::start(args).await.map_err(|e| format!("azure: {e}"))?])
+        }
+        Mode::Gcp(g) => {
+            let state = g.state.open().map_err(|e| format!("gcp: {e}"))?;
+            let running =
+                hsm_emulator::gcp::start_with_state(g.args, state).await.map_err(|e| format!("gcp: {e}"))?;
+            ("gcp", vec![running])
+        }
+    };
+    for s in &servers {
+        println!("hsm-emulator {name} listening on {}", s.url());
+    }
+    interrupted().await.map_err(|e| format!("cannot wait for signals: {e}"))?;
+    let mut clean = true;
+    for s in servers {
+        clean &= s.shutdown(GRACE).await;
+    }
+    if !clean {
+        eprintln!("hsm-emulator {name}: connections still open after {GRACE:?}; closed");
+    }
+    Ok(())
 }
 
 fn main() -> ExitCode {
@@ -31,25 +91,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    rt.block_on(async {
-        let (name, started) = match cli.mode {
-            Mode::Aws(args) => ("aws", hsm_emulator::aws::start(args).await),
-            Mode::Azure(args) => ("azure", hsm_emulator::azure::start(args).await),
-            Mode::Gcp(args) => ("gcp", hsm_emulator::gcp::start(args).await),
-        };
-        let running = match started {
-            Ok(r) => r,
-            Err(e) => {
-                eprintln!("hsm-emulator {name}: {e}");
-                return ExitCode::FAILURE;
-            }
-        };
-        println!("hsm-emulator {name} listening on {}", running.url());
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            eprintln!("hsm-emulator {name}: {e}");
-            return ExitCode::FAILURE;
+    match rt.block_on(run(cli.mode)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("hsm-emulator {e}");
+            ExitCode::FAILURE
         }
-        drop(running);
-        ExitCode::SUCCESS
-    })
+    }
 }

@@ -5,3 +5,4 @@ mod azure;
 mod gcp;
 mod node;
 mod server;
+mod state;
