@@ -1,6 +1,7 @@
-//! `hsm-emulator`: serves one vendor's key-management protocol on 127.0.0.1
+//! `hsm-emulator`: serves one vendor's key-management protocol (or all three) on 127.0.0.1
 //! until interrupted (Ctrl-C or SIGTERM; connections in flight finish first).
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -24,6 +25,9 @@ enum Mode {
     Azure(hsm_emulator::azure::Args),
     /// Google Cloud KMS (REST v1).
     Gcp(GcpArgs),
+    /// All three in one process, each on its own port, with one state file; prints the
+    /// environment each SDK needs as `export NAME='value'` lines a shell can `eval`.
+    All(hsm_emulator::all::Args),
 }
 
 #[derive(Debug, clap::Args)]
@@ -67,9 +71,22 @@ async fn run(mode: Mode) -> Result<(), String> {
                 hsm_emulator::gcp::start_with_state(g.args, state).await.map_err(|e| format!("gcp: {e}"))?;
             ("gcp", vec![running])
         }
+        Mode::All(args) => {
+            let ready_file: Option<PathBuf> = args.ready_file.clone();
+            let all = hsm_emulator::all::start(args).await.map_err(|e| e.to_string())?;
+            let env = all.env();
+            print!("{env}");
+            if let Some(path) = ready_file {
+                hsm_emulator::all::write_ready_file(&path, &env).map_err(|e| e.to_string())?;
+            }
+            println!("# hsm-emulator all: ready");
+            ("all", all.into_servers())
+        }
     };
-    for s in &servers {
-        println!("hsm-emulator {name} listening on {}", s.url());
+    if name != "all" {
+        for s in &servers {
+            println!("hsm-emulator {name} listening on {}", s.url());
+        }
     }
     interrupted().await.map_err(|e| format!("cannot wait for signals: {e}"))?;
     let mut clean = true;

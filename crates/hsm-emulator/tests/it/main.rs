@@ -1,5 +1,6 @@
 //! Integration tests of hsm-emulator: one module per mode.
 
+mod all;
 mod aws;
 mod azure;
 mod gcp;
