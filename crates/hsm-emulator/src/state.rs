@@ -5,7 +5,7 @@
 //!
 //! | path | what |
 //! |---|---|
-//! | `PATH` | the state: `HSMEMU\0\1` ‖ AES-256-GCM (`nonce ‖ ciphertext ‖ tag`, the 8 magic bytes as AAD) of a JSON document with one section per mode (`aws`, `azure`, `gcp`) |
+//! | `PATH` | the state: `HSMEMU\0\1` ‖ AES-256-GCM (`nonce ‖ ciphertext ‖ tag`, the 8 magic bytes as AAD) of a JSON document with one section per mode (`aws`, `azure`, `gcp`), and `azure-tls` (the Azure mode's CA and server certificate, so clients keep trusting them) |
 //! | `PATH.key` (or `--state-key FILE`) | the 32-byte AES key, random, created with mode 0600 on first use; key material is never written unencrypted |
 //! | `PATH.lock` | held with an exclusive lock (`flock`) while the emulator runs: a second emulator on the same state fails at start with a clear error |
 //!

@@ -678,7 +678,12 @@ async fn keys_survive_a_restart() {
     let dir = crate::state::TempDir::new("azure-state");
     let state = hsm_emulator::state::StateArgs { state: Some(dir.join("state")), state_key: None };
     let args = Args { managed_hsm: true, state: state.clone(), ..Args::default() };
-    let kv = Kv::start(args.clone()).await;
+    let (running, ca_before) = azure::start_with_ca(args.clone()).await.unwrap();
+    let kv = Kv {
+        running,
+        tls: tokio_rustls::TlsConnector::from(Arc::new(client_config(&ca_before))),
+        server_name: ServerName::try_from("127.0.0.1").unwrap(),
+    };
     let rsa = kv.create("rsa", json!({"kty": "RSA-HSM", "key_size": 2048, "tags": {"t": "1"}})).await;
     let rsa_v1 = version_of(&rsa["key"]["kid"]);
     kv.ok(Method::POST, "/keys/rsa/rotate", None).await;
@@ -717,6 +722,8 @@ async fn keys_survive_a_restart() {
     for _ in 0..50 {
         match azure::start_with_ca(args.clone()).await {
             Ok((running, ca_pem)) => {
+                // The TLS identity is state too: clients keep trusting the same CA.
+                assert_eq!(ca_pem, ca_before);
                 kv = Some(Kv {
                     running,
                     tls: tokio_rustls::TlsConnector::from(Arc::new(client_config(&ca_pem))),
