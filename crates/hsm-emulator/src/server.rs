@@ -5,7 +5,9 @@
 //! without reading the body, and the connection is closed; a body that grows past the limit
 //! without a `Content-Length` (chunked) gets the same answer when it crosses it. At most
 //! [`MAX_CONNECTIONS`] connections are served at a time; further ones wait in the listen queue
-//! until one closes. A client has [`HEADER_TIMEOUT`] to send a request's headers.
+//! until one closes. A client has [`HEADER_TIMEOUT`] to send a request's headers, which also
+//! closes a keep-alive connection left idle that long (as the services' load balancers do), so
+//! idle clients cannot hold every slot.
 
 use std::future::Future;
 use std::io;
@@ -42,8 +44,9 @@ pub const MAX_BODY: usize = 16 << 20;
 /// The most connections served at once; further ones wait until one closes.
 pub const MAX_CONNECTIONS: usize = 256;
 
-/// How long a client may take to send a request's headers before the connection is closed.
-pub const HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+/// How long a client may take to send a request's headers (or leave a keep-alive connection
+/// idle) before the connection is closed.
+pub const HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// A server serving in the background; dropping it stops accepting and closes connections.
 #[derive(Debug)]
