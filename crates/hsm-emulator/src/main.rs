@@ -41,23 +41,46 @@ struct GcpArgs {
 /// How long connections in flight get to finish after Ctrl-C or SIGTERM.
 const GRACE: Duration = Duration::from_secs(5);
 
-/// Resolves on Ctrl-C (SIGINT) or SIGTERM.
-async fn interrupted() -> std::io::Result<()> {
+/// Ctrl-C (SIGINT) and SIGTERM, registered before any server starts: a signal sent as soon
+/// as the listening line appears must stop the emulator gracefully, not kill it.
+struct Signals {
     #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        tokio::select! {
-            r = tokio::signal::ctrl_c() => r,
-            _ = term.recv() => Ok(()),
+    int: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    term: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn register() -> std::io::Result<Signals> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(Signals { int: signal(SignalKind::interrupt())?, term: signal(SignalKind::terminate())? })
+        }
+        #[cfg(not(unix))]
+        {
+            Ok(Signals {})
         }
     }
-    #[cfg(not(unix))]
-    {
-        tokio::signal::ctrl_c().await
+
+    /// Resolves on the first Ctrl-C or SIGTERM.
+    async fn wait(&mut self) -> std::io::Result<()> {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                _ = self.int.recv() => Ok(()),
+                _ = self.term.recv() => Ok(()),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            tokio::signal::ctrl_c().await
+        }
     }
 }
 
 async fn run(mode: Mode) -> Result<(), String> {
+    let mut signals = Signals::register().map_err(|e| format!("cannot handle signals: {e}"))?;
     let (name, servers): (&str, Vec<Running>) = match mode {
         Mode::Aws(args) => {
             ("aws", vec![hsm_emulator::aws::start(args).await.map_err(|e| format!("aws: {e}"))?])
@@ -88,7 +111,7 @@ async fn run(mode: Mode) -> Result<(), String> {
             println!("hsm-emulator {name} listening on {}", s.url());
         }
     }
-    interrupted().await.map_err(|e| format!("cannot wait for signals: {e}"))?;
+    signals.wait().await.map_err(|e| format!("cannot wait for signals: {e}"))?;
     let mut clean = true;
     for s in servers {
         clean &= s.shutdown(GRACE).await;
