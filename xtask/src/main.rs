@@ -71,6 +71,11 @@ fn bench(extra: &[String]) -> Result<(), String> {
         cli.args(["benches/envelope_cli.py", &bin("hsm"), &bin("hsm-emulator")]);
         return step("hsm CLI vs the AWS Encryption SDK CLI", cli);
     }
+    if extra.first().map(String::as_str) == Some("keyring") {
+        let mut b = cargo();
+        b.args(["bench", "-p", "hsm-benches", "--bench", "keyring"]);
+        return step("keyrings and the data-key cache against hsm-emulator aws", b);
+    }
     if extra.first().map(String::as_str) == Some("aws") {
         let mut b = cargo();
         b.args(["bench", "-p", "hsm-benches", "--bench", "aws_overhead"]);
@@ -92,7 +97,7 @@ fn main() -> ExitCode {
         Some("lint") => lint(),
         Some("bench") => bench(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <ci|test|lint|bench [aws | envelope | criterion args]>");
+            eprintln!("usage: cargo xtask <ci|test|lint|bench [aws | envelope | keyring | criterion args]>");
             return ExitCode::from(2);
         }
     };

@@ -49,6 +49,8 @@ Examples:
   hsm encrypt --envelope --key payments --context tenant=acme -i backup.tar -o backup.hsm
   hsm envelope inspect backup.hsm
   hsm decrypt --key payments --context tenant=acme -i backup.hsm -o backup.tar
+  hsm encrypt --envelope --key payments --recipient 'aws-kms://?region=eu-west-1#backup' -i db -o db.hsm
+  hsm envelope rewrap db.hsm --add-recipient 'gcp-kms://projects/p/locations/l/keyRings/r#backup'
 
 Exit codes:
   0 success (verify: valid)      1 verify/mac-verify: invalid     2 usage error
@@ -213,6 +215,37 @@ pub(crate) enum EnvelopeCommand {
         #[command(flatten)]
         output: OutputArg,
     },
+    /// Change an envelope's recipients by rewriting its header alone: the encrypted body's
+    /// bytes are not touched. Opening the data key needs one working recipient (k groups for
+    /// a threshold envelope): the provider's --key, --recipient, or [[envelope.recipients]]
+    Rewrap(RewrapArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RewrapArgs {
+    /// The envelope file, rewritten in place (atomically)
+    #[arg(value_name = "FILE")]
+    pub(crate) file: PathBuf,
+    /// A key of the configured provider that can open the data key
+    #[arg(long, value_name = "NAME", value_parser = parse_key_ref)]
+    pub(crate) key: Option<KeyRef>,
+    /// Another recipient that can open the data key (repeatable)
+    #[arg(long = "recipient", value_name = "PROVIDER_URL#KEY", value_parser = parse_recipient)]
+    pub(crate) recipients: Vec<hsm::RecipientConfig>,
+    /// Add a recipient (repeatable): the data key is protected under its current version
+    #[arg(long = "add-recipient", value_name = "PROVIDER_URL#KEY", value_parser = parse_recipient)]
+    pub(crate) add: Vec<hsm::RecipientConfig>,
+    /// Remove every stanza of this key (repeatable): KEY, or PROVIDER_URL#KEY to name the
+    /// provider too
+    #[arg(long = "remove-recipient", value_name = "[PROVIDER_URL#]KEY")]
+    pub(crate) remove: Vec<String>,
+    /// Re-protect each stanza under its key's current version (after a rotation, so the
+    /// old versions can be disabled)
+    #[arg(long)]
+    pub(crate) to_current_versions: bool,
+    /// Require this encryption-context pair KEY=VALUE (repeatable)
+    #[arg(long = "context", value_name = "KEY=VALUE", value_parser = parse_context)]
+    pub(crate) context: Vec<(String, String)>,
 }
 
 /// How metadata is printed.
@@ -275,6 +308,19 @@ pub(crate) struct EncryptArgs {
     /// clear, authenticated, and given to the provider (repeat for more). Not secret
     #[arg(long = "context", value_name = "KEY=VALUE", value_parser = parse_context, requires = "envelope")]
     pub(crate) context: Vec<(String, String)>,
+    /// With --envelope: also protect the data key under this recipient, any provider and key
+    /// (repeat for more; [[envelope.recipients]] in a TOML configuration adds more). Each
+    /// recipient alone opens the envelope, unless --threshold
+    #[arg(long = "recipient", value_name = "PROVIDER_URL#KEY", value_parser = parse_recipient, requires = "envelope")]
+    pub(crate) recipients: Vec<hsm::RecipientConfig>,
+    /// With recipients: seal once N of them have protected the data key (default: all); a
+    /// warning names the ones that failed
+    #[arg(long, value_name = "N", requires = "envelope")]
+    pub(crate) min_recipients: Option<usize>,
+    /// With recipients: split the data key with Shamir's scheme so that any K recipients
+    /// (the provider's --key counts as one) open the envelope, and fewer learn nothing
+    #[arg(long, value_name = "K", requires = "envelope")]
+    pub(crate) threshold: Option<u8>,
     /// Write the provider-native ciphertext (e.g. an AWS CiphertextBlob, raw Key Vault or
     /// Cloud KMS bytes) that the vendor's own tools decrypt, instead of an hsm ciphertext.
     /// It records nothing: decrypting it needs `hsm decrypt --native` with the same key
@@ -299,6 +345,10 @@ pub(crate) struct DecryptArgs {
     /// there); refused before any provider call when it is missing
     #[arg(long = "context", value_name = "KEY=VALUE", value_parser = parse_context)]
     pub(crate) context: Vec<(String, String)>,
+    /// For an envelope: another recipient that may open it, tried (hedged) after the
+    /// provider's --key (repeatable; [[envelope.recipients]] adds more)
+    #[arg(long = "recipient", value_name = "PROVIDER_URL#KEY", value_parser = parse_recipient, conflicts_with = "native")]
+    pub(crate) recipients: Vec<hsm::RecipientConfig>,
     /// For an envelope in a file: decrypt only LEN plaintext bytes from OFFSET (e.g.
     /// 1048576:4096), reading only the segments they lie in
     #[arg(long, value_name = "OFFSET:LEN", value_parser = parse_range, conflicts_with_all = ["native", "base64"])]
@@ -409,6 +459,13 @@ fn parse_tag(s: &str) -> Result<(String, String), String> {
 fn parse_context(s: &str) -> Result<(String, String), String> {
     hsm::envelope::Context::parse_pair(s)
         .map_err(|_| format!("context '{s}' must look like KEY=VALUE, e.g. tenant=acme"))
+}
+
+fn parse_recipient(s: &str) -> Result<hsm::RecipientConfig, String> {
+    hsm::RecipientConfig::parse(s).map_err(|e| match e {
+        hsm::Error::Config { message, .. } => message,
+        e => e.to_string(),
+    })
 }
 
 fn parse_range(s: &str) -> Result<std::ops::Range<u64>, String> {

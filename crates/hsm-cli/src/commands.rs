@@ -22,11 +22,14 @@ pub(crate) async fn run(cli: Cli) -> Result<u8, Failure> {
     if let Command::Envelope(EnvelopeCommand::Inspect { file, output }) = &cli.command {
         return crate::envelope::inspect(file, output.output).await;
     }
-    let client = connect(cli.provider.as_deref(), cli.config.as_deref()).await?;
+    let (client, envelope) = connect(cli.provider.as_deref(), cli.config.as_deref()).await?;
     match cli.command {
+        Command::Envelope(EnvelopeCommand::Rewrap(a)) => {
+            crate::envelope::rewrap(&client, &envelope, &a).await
+        }
         Command::Completions { .. } | Command::Envelope(_) => Ok(code::OK),
         Command::Key(cmd) => key(&client, cmd).await.map(|()| code::OK),
-        Command::Encrypt(a) if a.envelope => crate::envelope::encrypt(&client, &a).await,
+        Command::Encrypt(a) if a.envelope => crate::envelope::encrypt(&client, &envelope, &a).await,
         Command::Encrypt(a) => {
             refuse_binary_tty(&a.io.out, a.base64)?;
             let plaintext = read_all(&a.io.input)?;
@@ -46,7 +49,7 @@ pub(crate) async fn run(cli: Cli) -> Result<u8, Failure> {
                 // Envelopes stream; anything else is a single-call blob read whole.
                 let (head, mut input, size) = crate::envelope::sniff(&a.io.input).await?;
                 if hsm::envelope::is_envelope(&head) {
-                    return crate::envelope::decrypt(&client, &a, head, input, size).await;
+                    return crate::envelope::decrypt(&client, &envelope, &a, head, input, size).await;
                 }
                 let mut blob = head;
                 tokio::io::AsyncReadExt::read_to_end(&mut input, &mut blob)
@@ -57,6 +60,11 @@ pub(crate) async fn run(cli: Cli) -> Result<u8, Failure> {
             if a.range.is_some() {
                 return Err(Failure::Input(
                     "--range applies to envelopes only (hsm encrypt --envelope)".into(),
+                ));
+            }
+            if !a.recipients.is_empty() && !hsm::envelope::is_envelope(&blob) {
+                return Err(Failure::Input(
+                    "--recipient applies to envelopes only (hsm encrypt --envelope)".into(),
                 ));
             }
             if !a.context.is_empty() && !hsm::envelope::is_envelope(&blob) {
@@ -74,7 +82,7 @@ pub(crate) async fn run(cli: Cli) -> Result<u8, Failure> {
                 return Ok(code::OK);
             }
             if hsm::envelope::is_envelope(&blob) {
-                return crate::envelope::decrypt_in_memory(&client, &a, &blob).await;
+                return crate::envelope::decrypt_in_memory(&client, &envelope, &a, &blob).await;
             }
             let ct = Ciphertext::from_bytes(&blob).map_err(|e| not_a_blob(e, a.base64))?;
             same_key(&a.key.key, ct.key(), ct.version(), "ciphertext")?;
@@ -135,8 +143,11 @@ pub(crate) async fn run(cli: Cli) -> Result<u8, Failure> {
 }
 
 /// Picks the provider: --provider, --config, HSM_PROVIDER / HSM_CONFIG, else the
-/// local keystore under $HSM_HOME.
-async fn connect(provider: Option<&str>, config: Option<&Path>) -> Result<Client, Failure> {
+/// local keystore under $HSM_HOME; with the configuration's envelope recipients.
+async fn connect(
+    provider: Option<&str>,
+    config: Option<&Path>,
+) -> Result<(Client, hsm::EnvelopeConfig), Failure> {
     let config = if let Some(url) = provider {
         Config::from_url(url)
             .map_err(|e| with_context(e, "--provider"))?
@@ -151,7 +162,8 @@ async fn connect(provider: Option<&str>, config: Option<&Path>) -> Result<Client
     };
     let mut config = config;
     crate::pin::supply(&mut config)?;
-    Ok(Client::connect(config).await?)
+    let envelope = config.envelope().clone();
+    Ok((Client::connect(config).await?, envelope))
 }
 
 fn with_context(e: hsm::Error, flag: &str) -> hsm::Error {

@@ -4,13 +4,15 @@
 use std::io::IsTerminal as _;
 use std::path::Path;
 
-use hsm::envelope::{Context, Header, Opener, Protection, Sealer};
-use hsm::{Client, KeyRef};
+use hsm::envelope::{
+    Context, Header, Keyring, Opener, Protection, RecipientFailure, Rewrap, SealReport, Sealer,
+};
+use hsm::{Client, EnvelopeConfig, KeyRef, RecipientConfig};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
 
-use crate::cli::{DecryptArgs, EncryptArgs, Format};
+use crate::cli::{DecryptArgs, EncryptArgs, Format, RewrapArgs};
 use crate::failure::{Failure, code};
 use crate::io::{Secrecy, is_special, is_stdio, print, refuse_binary_tty};
 
@@ -148,14 +150,65 @@ fn io_failure(e: hsm::Error, input: &Path, output: &Path) -> Failure {
     }
 }
 
+/// The keyring of a command: the configured provider's `key` first, then the configuration's
+/// `[[envelope.recipients]]`, then `extra` (--recipient); `None` when there is nothing but
+/// the provider's key (one recipient, the plain path).
+async fn keyring(
+    client: &Client,
+    key: Option<&KeyRef>,
+    config: &EnvelopeConfig,
+    extra: &[RecipientConfig],
+) -> Result<Option<Keyring>, Failure> {
+    if config.recipients.is_empty() && extra.is_empty() && config.threshold.is_none() {
+        return Ok(None);
+    }
+    let mut config = config.clone();
+    config.recipients.extend(extra.iter().cloned());
+    let first = key.map(|k| (client.provider().clone(), k.clone()));
+    Ok(Some(config.keyring(first).await?))
+}
+
+/// One warning line per recipient that could not protect the data key.
+fn warn_failed(failed: &[RecipientFailure], report: &SealReport) {
+    for f in failed {
+        eprintln!(
+            "hsm: warning: recipient {} '{}' did not protect the data key ({}); the envelope has the other {} recipient(s)",
+            f.provider,
+            f.key,
+            f.error,
+            report.recipients.len()
+        );
+    }
+}
+
 /// `hsm encrypt --envelope`: streams the input through a [`Sealer`] into the output.
-pub(crate) async fn encrypt(client: &Client, a: &EncryptArgs) -> Result<u8, Failure> {
+pub(crate) async fn encrypt(
+    client: &Client,
+    config: &EnvelopeConfig,
+    a: &EncryptArgs,
+) -> Result<u8, Failure> {
     refuse_binary_tty(&a.io.out, a.base64)?;
     let sealer = Sealer::new().context(context(&a.context));
     let key = a.key.key.clone();
+    let mut config = config.clone();
+    config.min_recipients = a.min_recipients.or(config.min_recipients);
+    config.threshold = a.threshold.or(config.threshold);
+    let ring = keyring(client, Some(&key), &config, &a.recipients).await?;
+    if ring.is_none() && (a.min_recipients.is_some() || a.threshold.is_some()) {
+        return Err(Failure::Input(
+            "--min-recipients and --threshold need recipients besides --key: add --recipient PROVIDER_URL#KEY".into(),
+        ));
+    }
     if a.base64 {
         let plaintext = crate::io::read_all(&a.io.input)?;
-        let sealed = sealer.seal(&**client.provider(), &key, &plaintext).await?;
+        let sealed = match &ring {
+            Some(ring) => {
+                let (sealed, report) = sealer.seal_to(ring, &plaintext).await?;
+                warn_failed(&report.failed, &report);
+                sealed
+            }
+            None => sealer.seal(&**client.provider(), &key, &plaintext).await?,
+        };
         crate::io::write_artifact(&a.io.out, &sealed, true)?;
         return Ok(code::OK);
     }
@@ -164,14 +217,24 @@ pub(crate) async fn encrypt(client: &Client, a: &EncryptArgs) -> Result<u8, Fail
     let tick = bar.clone();
     let sealer = sealer.on_progress(move |n| tick.inc(n));
     let mut out = Output::create(&a.io.out, Secrecy::Public)?;
-    let done = match (regular_file(&a.io.input, size)?, out.file()) {
+    let files = (regular_file(&a.io.input, size)?, out.file());
+    let report = match (&ring, files) {
         // File to file: positional reads and writes on every core.
-        (Some(file), Some(target)) => sealer.seal_file(&**client.provider(), &key, &file, &target).await,
-        _ => sealer.seal_stream(&**client.provider(), &key, &mut input, &mut out.writer).await,
+        (None, (Some(file), Some(target))) => {
+            sealer.seal_file(&**client.provider(), &key, &file, &target).await.map(|_| None)
+        }
+        (None, _) => {
+            sealer.seal_stream(&**client.provider(), &key, &mut input, &mut out.writer).await.map(|_| None)
+        }
+        (Some(ring), (Some(file), Some(target))) => sealer.seal_file_to(ring, &file, &target).await.map(Some),
+        (Some(ring), _) => sealer.seal_stream_to(ring, &mut input, &mut out.writer).await.map(Some),
     };
-    done.map_err(|e| io_failure(e, &a.io.input, &a.io.out))?;
+    let report = report.map_err(|e| io_failure(e, &a.io.input, &a.io.out))?;
     bar.finish_and_clear();
     out.commit().await?;
+    if let Some(report) = report {
+        warn_failed(&report.failed, &report);
+    }
     Ok(code::OK)
 }
 
@@ -209,30 +272,40 @@ fn check_recipient(key: &KeyRef, header: &Header) -> Result<(), Failure> {
 /// `hsm decrypt` of an envelope: `head` holds the bytes already read from `input`.
 pub(crate) async fn decrypt(
     client: &Client,
+    config: &EnvelopeConfig,
     a: &DecryptArgs,
     head: Vec<u8>,
     input: Input,
     size: Option<u64>,
 ) -> Result<u8, Failure> {
+    let ring = keyring(client, Some(&a.key.key), config, &a.recipients).await?;
     if let Some(range) = a.range.clone() {
-        return decrypt_range(client, a, range).await;
+        return decrypt_range(client, ring.as_ref(), a, range).await;
     }
     let bar = progress(size, "decrypting");
     let mut input = bar.wrap_async_read(std::io::Cursor::new(head).chain(input));
     let header =
         hsm::envelope::inspect(&mut input).await.map_err(|e| io_failure(e, &a.io.input, &a.io.out))?;
-    check_recipient(&a.key.key, &header)?;
     let mut out = Output::create(&a.io.out, Secrecy::Secret)?;
-    opener(a)
-        .open_body(&**client.provider(), &header, &mut input, &mut out.writer)
-        .await
-        .map_err(|e| io_failure(e, &a.io.input, &a.io.out))?;
+    let opened = match &ring {
+        Some(ring) => opener(a).open_body(ring, &header, &mut input, &mut out.writer).await,
+        None => {
+            check_recipient(&a.key.key, &header)?;
+            opener(a).open_body(&**client.provider(), &header, &mut input, &mut out.writer).await
+        }
+    };
+    opened.map_err(|e| io_failure(e, &a.io.input, &a.io.out))?;
     bar.finish_and_clear();
     out.commit().await?;
     Ok(code::OK)
 }
 
-async fn decrypt_range(client: &Client, a: &DecryptArgs, range: std::ops::Range<u64>) -> Result<u8, Failure> {
+async fn decrypt_range(
+    client: &Client,
+    ring: Option<&Keyring>,
+    a: &DecryptArgs,
+    range: std::ops::Range<u64>,
+) -> Result<u8, Failure> {
     if is_stdio(&a.io.input) {
         return Err(Failure::Input(
             "--range needs the envelope in a file (-i FILE): it reads only the segments the range needs"
@@ -242,12 +315,15 @@ async fn decrypt_range(client: &Client, a: &DecryptArgs, range: std::ops::Range<
     let path = &a.io.input;
     let mut file = tokio::fs::File::open(path).await.map_err(|e| Failure::read(path, e))?;
     let header = hsm::envelope::inspect(&mut file).await.map_err(|e| io_failure(e, path, &a.io.out))?;
-    check_recipient(&a.key.key, &header)?;
     let mut out = Output::create(&a.io.out, Secrecy::Secret)?;
-    opener(a)
-        .open_range(&**client.provider(), &mut file, range, &mut out.writer)
-        .await
-        .map_err(|e| io_failure(e, path, &a.io.out))?;
+    let opened = match ring {
+        Some(ring) => opener(a).open_range(ring, &mut file, range, &mut out.writer).await,
+        None => {
+            check_recipient(&a.key.key, &header)?;
+            opener(a).open_range(&**client.provider(), &mut file, range, &mut out.writer).await
+        }
+    };
+    opened.map_err(|e| io_failure(e, path, &a.io.out))?;
     out.commit().await?;
     Ok(code::OK)
 }
@@ -255,19 +331,83 @@ async fn decrypt_range(client: &Client, a: &DecryptArgs, range: std::ops::Range<
 /// An envelope decrypted from base64 (already in memory).
 pub(crate) async fn decrypt_in_memory(
     client: &Client,
+    config: &EnvelopeConfig,
     a: &DecryptArgs,
     sealed: &[u8],
 ) -> Result<u8, Failure> {
     let header = hsm::envelope::inspect_bytes(sealed)?;
-    check_recipient(&a.key.key, &header)?;
-    let plaintext = opener(a).open(&**client.provider(), sealed).await?;
+    let plaintext = match keyring(client, Some(&a.key.key), config, &a.recipients).await? {
+        Some(ring) => opener(a).open(&ring, sealed).await?,
+        None => {
+            check_recipient(&a.key.key, &header)?;
+            opener(a).open(&**client.provider(), sealed).await?
+        }
+    };
     crate::io::write_all(&a.io.out, &plaintext, Secrecy::Secret)?;
+    Ok(code::OK)
+}
+
+/// `hsm envelope rewrap`: a new header, the body's bytes unchanged.
+pub(crate) async fn rewrap(client: &Client, config: &EnvelopeConfig, a: &RewrapArgs) -> Result<u8, Failure> {
+    if a.add.is_empty() && a.remove.is_empty() && !a.to_current_versions {
+        return Err(Failure::Input(
+            "nothing to change: give --add-recipient, --remove-recipient or --to-current-versions".into(),
+        ));
+    }
+    let mut opening = config.clone();
+    opening.recipients.extend(a.recipients.iter().cloned());
+    let ring = opening.keyring(a.key.as_ref().map(|k| (client.provider().clone(), k.clone()))).await?;
+    let mut change = Rewrap::new().to_current_versions(a.to_current_versions);
+    for r in &a.add {
+        let provider = hsm::Config::from_url(&r.provider)?.open().await?;
+        change = change.add(provider, KeyRef::new(&r.key));
+    }
+    for r in &a.remove {
+        change = match r.rsplit_once('#') {
+            Some((url, key)) => change.remove(Some(hsm::Config::from_url(url)?.provider_name()), key),
+            None => change.remove(None, r),
+        };
+    }
+    let opener = Opener::new().expect_context(context(&a.context));
+    let report = change.file(&opener, &ring, &a.file).await.map_err(|e| io_failure(e, &a.file, &a.file))?;
+    let names = |rs: &[hsm::envelope::Recipient]| {
+        rs.iter()
+            .map(|r| {
+                format!(
+                    "{} '{}'",
+                    r.provider.as_deref().unwrap_or("?"),
+                    r.key().map(|k| k.to_string()).unwrap_or_default()
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut lines = Vec::new();
+    if !report.added.is_empty() {
+        lines.push(format!("added       {}", names(&report.added)));
+    }
+    if !report.removed.is_empty() {
+        lines.push(format!("removed     {}", names(&report.removed)));
+    }
+    if !report.rewrapped.is_empty() {
+        lines.push(format!("rewrapped   {}", names(&report.rewrapped)));
+    }
+    if !report.not_rewrapped.is_empty() {
+        lines.push(format!("kept as is  {} (no --recipient reaches them)", names(&report.not_rewrapped)));
+    }
+    lines.push(format!(
+        "header      {} -> {} bytes; the encrypted body is unchanged",
+        report.header_len.0, report.header_len.1
+    ));
+    eprintln!("{}", lines.join("\n"));
     Ok(code::OK)
 }
 
 #[derive(Serialize)]
 struct RecipientView {
     provider: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    share: Option<String>,
     protection: &'static str,
     key: Option<String>,
     version: Option<String>,
@@ -298,6 +438,7 @@ fn view(h: &Header) -> HeaderView {
             .iter()
             .map(|r| RecipientView {
                 provider: r.provider.clone(),
+                share: r.share.map(|s| format!("{} of {} (any {} open)", s.index, s.count, s.threshold)),
                 protection: match r.protection {
                     Protection::Wrapped(_) => "wrapped",
                     Protection::Encrypted(_) => "encrypted",
@@ -343,11 +484,12 @@ pub(crate) async fn inspect(file: &Path, format: Format) -> Result<u8, Failure> 
                     _ => "?".to_owned(),
                 };
                 s += &format!(
-                    "  {:<16} {:<24} {:<22} {}\n",
+                    "  {:<16} {:<24} {:<22} {}{}\n",
                     r.provider.as_deref().unwrap_or("(not recorded)"),
                     key,
                     r.algorithm.unwrap_or("?"),
-                    r.protection
+                    r.protection,
+                    r.share.as_deref().map(|s| format!(", share {s}")).unwrap_or_default()
                 );
             }
             s

@@ -22,6 +22,8 @@ pub const DEFAULT_MAX_RECIPIENTS: usize = 16;
 /// Largest key blob a stanza may carry (an RSA-4096 wrap is about 600 bytes).
 const MAX_BLOB_LEN: usize = 64 * 1024;
 const MAX_PROVIDER_NAME: usize = 64;
+/// Largest stanza: share prefix, kind, provider name, blob.
+const MAX_STANZA_LEN: usize = 4 + 2 + MAX_PROVIDER_NAME + 4 + MAX_BLOB_LEN;
 
 /// The cipher suite of a message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,6 +63,19 @@ pub enum Protection {
     },
 }
 
+/// Which Shamir share of the data key a threshold stanza protects (see
+/// [`Keyring::threshold`](crate::Keyring::threshold)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Share {
+    /// The share's x coordinate, 1 ..= `count`: the recipient group it belongs to, counted
+    /// from 1.
+    pub index: u8,
+    /// How many distinct shares open the data key.
+    pub threshold: u8,
+    /// How many shares (recipient groups) there are.
+    pub count: u8,
+}
+
 /// One recipient stanza: who can open the data key.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -68,8 +83,10 @@ pub struct Recipient {
     /// The provider kind that made it ([`Provider::name`](hsm_core::Provider::name):
     /// `local`, `aws-kms`, …); `None` in format 1, which did not record it.
     pub provider: Option<String>,
-    /// The protected data key.
+    /// The protected data key, or for a threshold envelope the protected share.
     pub protection: Protection,
+    /// For a threshold envelope: which share `protection` holds (`None`: the data key).
+    pub share: Option<Share>,
 }
 
 impl Recipient {
@@ -98,8 +115,12 @@ impl Recipient {
             Protection::Unknown { .. } => return,
         };
         let name = self.provider.as_deref().unwrap_or_default().as_bytes();
-        let len = 1 + 1 + name.len() + 4 + blob.len();
+        let share_len = if self.share.is_some() { 4 } else { 0 };
+        let len = share_len + 1 + 1 + name.len() + 4 + blob.len();
         out.extend_from_slice(&(len as u32).to_be_bytes());
+        if let Some(s) = self.share {
+            out.extend_from_slice(&[b'S', s.index, s.threshold, s.count]);
+        }
         out.push(kind);
         out.push(name.len() as u8);
         out.extend_from_slice(name);
@@ -109,6 +130,19 @@ impl Recipient {
 
     fn decode(stanza: &[u8]) -> Result<Recipient> {
         let bad = || bad_format("a recipient stanza is malformed");
+        let (share, stanza) = match stanza {
+            [b'S', index, threshold, count, rest @ ..] => {
+                let s = Share { index: *index, threshold: *threshold, count: *count };
+                if s.threshold < 2 || s.count < s.threshold || s.index == 0 || s.index > s.count {
+                    return Err(bad_format(format!(
+                        "share {} of a {}-of-{} split is out of range",
+                        s.index, s.threshold, s.count
+                    )));
+                }
+                (Some(s), rest)
+            }
+            _ => (None, stanza),
+        };
         let (&kind, rest) = stanza.split_first().ok_or_else(bad)?;
         let (&name_len, rest) = rest.split_first().ok_or_else(bad)?;
         let name_len = usize::from(name_len);
@@ -127,7 +161,7 @@ impl Recipient {
             b'C' => Protection::Encrypted(Ciphertext::from_bytes(blob)?),
             kind => Protection::Unknown { kind },
         };
-        Ok(Recipient { provider: Some(provider), protection })
+        Ok(Recipient { provider: Some(provider), protection, share })
     }
 }
 
@@ -267,7 +301,7 @@ async fn read_v1<R: AsyncRead + Unpin>(r: &mut R, mut raw: Vec<u8>) -> Result<He
         message_id: None,
         segment_size,
         context: Context::new(),
-        recipients: vec![Recipient { provider: None, protection }],
+        recipients: vec![Recipient { provider: None, protection, share: None }],
         len: raw.len(),
         commitment: [0; COMMITMENT_LEN],
         authenticated: raw,
@@ -317,7 +351,7 @@ async fn read_v2<R: AsyncRead + Unpin>(r: &mut R, mut raw: Vec<u8>, max_recipien
     for _ in 0..count {
         take(r, &mut raw, 4).await?;
         let n = be32(&raw[raw.len() - 4..]);
-        if n == 0 || n > MAX_BLOB_LEN + 2 + MAX_PROVIDER_NAME + 4 {
+        if n == 0 || n > MAX_STANZA_LEN {
             return Err(bad_format(format!("a recipient stanza of {n} bytes is out of range")));
         }
         take(r, &mut raw, n).await?;

@@ -16,6 +16,12 @@
 //!   the header *without* its recipients section, so recipients can be added, removed or
 //!   re-wrapped by rewriting the header alone.
 //! - **Random access.** [`Opener::open_range`] decrypts only the segments a byte range needs.
+//! - **Keyrings.** A [`Keyring`] protects one data key under several recipients (any mix of
+//!   providers), seals with an all-or-[`min_recipients`](Keyring::min_recipients) policy and
+//!   opens hedged (first answer wins); [`Keyring::threshold`] splits the data key k-of-n with
+//!   Shamir's scheme across recipient groups. [`Rewrap`] adds, removes and re-protects
+//!   recipients by rewriting the header alone, and a [`DataKeyCache`] lets many small
+//!   messages share one provider call.
 //! - **Every length is checked before it sizes an allocation**; malformed headers are
 //!   [`Error::InvalidInput`], any cryptographic failure the opaque
 //!   [`Error::DecryptionFailed`].
@@ -62,6 +68,13 @@
 //! or [`Ciphertext`](hsm_core::Ciphertext) bytes, which name the key, key version and
 //! algorithm). Stanzas of an unknown kind are skipped, so later formats can add kinds.
 //!
+//! A **threshold** stanza ([`Keyring::threshold`]) starts with `S`, the share's index
+//! (1 ..= count, its x coordinate), the threshold k (≥ 2) and the share count, followed by
+//! an ordinary `W`/`C` stanza whose protected secret is the share's 32 bytes. The shares
+//! are Shamir's scheme over GF(2⁸) applied bytewise to the data key (`vsss-rs`, constant
+//! time); any k distinct indexes give back the data key, which the commitment then checks.
+//! hsm versions without threshold support skip these stanzas and say they cannot open it.
+//!
 //! **Key schedule.** `PRK = HKDF-Extract(SHA-512, salt = message id, IKM = data key)`; the
 //! payload key is `HKDF-Expand(PRK, "hsm envelope v2" ‖ 01 ‖ "payload key", 32)`, the
 //! commitment `HKDF-Expand(PRK, "hsm envelope v2" ‖ 01 ‖ "commitment", 32)`. SHA-512 as in
@@ -92,25 +105,36 @@
 //! | 7 | random nonce prefix |
 //! | … | segments: AES-256-GCM under the data key, nonce `prefix ‖ i ‖ last`, AAD = header ‖ caller's AAD |
 
+mod cache;
 mod context;
 #[cfg(unix)]
 mod file;
 mod header;
+mod keyring;
 mod open;
 mod pipeline;
+mod rewrap;
 mod schedule;
 mod seal;
+mod shamir;
 mod window;
 
 use hsm_core::{Error, Result};
 use tokio::io::AsyncRead;
 
+pub use cache::{CacheStats, DataKeyCache};
 pub use context::{Context, MAX_CONTEXT_BYTES};
 pub use header::{
-    DEFAULT_MAX_RECIPIENTS, Header, Protection, Recipient, SEGMENT_SIZE_RANGE, Suite, VERSION_1, VERSION_2,
+    DEFAULT_MAX_RECIPIENTS, Header, Protection, Recipient, SEGMENT_SIZE_RANGE, Share, Suite, VERSION_1,
+    VERSION_2,
+};
+pub use keyring::{
+    DEFAULT_HEDGE_DELAY, DEFAULT_RECIPIENT_TIMEOUT, DataKeyFuture, Keyring, Member, RecipientErrors,
+    RecipientFailure, Unlock,
 };
 pub use open::Opener;
-pub use seal::Sealer;
+pub use rewrap::{Rewrap, RewrapReport};
+pub use seal::{SealReport, Sealer};
 
 /// Default plaintext bytes per segment.
 pub const SEGMENT_LEN: usize = 64 * 1024;

@@ -3,15 +3,17 @@
 use std::io::SeekFrom;
 use std::ops::Range;
 
-use hsm_core::{Error, Provider, ProviderExt, Result};
+use hsm_core::{Error, Result};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncSeek, AsyncSeekExt, AsyncWrite, AsyncWriteExt};
 use zeroize::Zeroizing;
 
+use crate::cache::DataKeyCache;
 use crate::context::Context;
-use crate::header::{self, DEFAULT_MAX_RECIPIENTS, Header, Protection, VERSION_1};
+use crate::header::{self, DEFAULT_MAX_RECIPIENTS, Header, VERSION_1};
+use crate::keyring::Unlock;
 use crate::pipeline::{self, Direction, Plan, Progress, Span};
 use crate::schedule::{SegmentCipher, TAG_LEN};
-use crate::seal::{default_concurrency, provider_aad};
+use crate::seal::default_concurrency;
 use crate::window::Window;
 use crate::{PROVIDER, io_error, opaque};
 
@@ -43,6 +45,7 @@ pub struct Opener {
     concurrency: usize,
     progress: Progress,
     v1_aad: Option<Vec<u8>>,
+    cache: Option<DataKeyCache>,
 }
 
 impl Default for Opener {
@@ -53,6 +56,7 @@ impl Default for Opener {
             concurrency: default_concurrency(),
             progress: Progress::default(),
             v1_aad: None,
+            cache: None,
         }
     }
 }
@@ -103,70 +107,49 @@ impl Opener {
         self
     }
 
+    /// Reuses data keys unwrapped by a [`Keyring`](crate::Keyring) open from `cache` for
+    /// envelopes with the same recipients, keyring and context (see [`DataKeyCache`]).
+    #[must_use]
+    pub fn cache(mut self, cache: DataKeyCache) -> Self {
+        self.cache = Some(cache);
+        self
+    }
+
     /// Reads the header from `reader` and recovers the segment cipher: the expected context
     /// checked, one provider call per recipient tried, the commitment checked.
     async fn unlock<R: AsyncRead + Unpin>(
         &self,
-        provider: &(impl Provider + ?Sized),
+        from: &(impl Unlock + ?Sized),
         reader: &mut R,
     ) -> Result<(Header, SegmentCipher)> {
         let header = header::read(reader, self.max_recipients).await?;
-        let cipher = self.unlock_header(provider, &header).await?;
+        let cipher = self.unlock_header(from, &header).await?;
         Ok((header, cipher))
     }
 
-    async fn unlock_header(
-        &self,
-        provider: &(impl Provider + ?Sized),
-        header: &Header,
-    ) -> Result<SegmentCipher> {
+    async fn unlock_header(&self, from: &(impl Unlock + ?Sized), header: &Header) -> Result<SegmentCipher> {
         self.expected.require_in(&header.context)?;
-        let data_key = self.data_key(provider, header).await?;
+        let data_key = from.data_key(header, self.cache.as_ref()).await?;
         let aad = (header.version == VERSION_1).then_some(self.v1_aad.as_deref()).flatten();
         SegmentCipher::open(header, &data_key, aad)
     }
 
-    /// The data key from the first recipient `provider` can open: stanzas it made first, in
-    /// header order, then the others. The first error is returned when none opens.
-    async fn data_key(
+    /// The data key of `header` through `keyring`, with the expected context and the key
+    /// commitment checked, and the shares it was combined from (threshold envelopes).
+    pub(crate) async fn recover(
         &self,
-        provider: &(impl Provider + ?Sized),
+        keyring: &crate::Keyring,
         header: &Header,
-    ) -> Result<Zeroizing<Vec<u8>>> {
-        let mut order: Vec<_> = header
-            .recipients
-            .iter()
-            .filter(|r| !matches!(r.protection, Protection::Unknown { .. }))
-            .collect();
-        order.sort_by_key(|r| r.provider.as_deref().is_some_and(|n| n != provider.name()));
-        let context_aad = header.context.encode()?;
-        let mut first_error = None;
-        for r in order {
-            let got = match &r.protection {
-                Protection::Wrapped(w) => provider.unwrap_blob(w).await,
-                Protection::Encrypted(c) => {
-                    let aad = if header.version == VERSION_1 {
-                        None
-                    } else {
-                        provider_aad(c.algorithm(), &header.context, &context_aad)
-                    };
-                    provider.decrypt_blob(c, aad).await
-                }
-                Protection::Unknown { .. } => continue,
-            };
-            match got {
-                Ok(dk) => return Ok(dk),
-                Err(e) => {
-                    first_error.get_or_insert(e);
-                }
-            }
-        }
-        Err(first_error.unwrap_or_else(|| {
-            Error::invalid_input(
-                PROVIDER,
-                "the envelope lists no recipient this version of hsm can open; upgrade hsm",
-            )
-        }))
+    ) -> Result<(Zeroizing<Vec<u8>>, Vec<crate::shamir::Piece>)> {
+        self.expected.require_in(&header.context)?;
+        keyring.check_members()?;
+        let (data_key, pieces) = keyring.recover_uncached(header, &header.context.encode()?).await?;
+        SegmentCipher::open(header, &data_key, None)?;
+        Ok((data_key, pieces))
+    }
+
+    pub(crate) fn recipients_cap(&self) -> usize {
+        self.max_recipients
     }
 
     fn plan(&self, header: &Header) -> Plan {
@@ -186,7 +169,7 @@ impl Opener {
     /// provider's errors for the data key; `Provider { code: "io" }` for I/O failures.
     pub async fn open_stream<R, W>(
         &self,
-        provider: &(impl Provider + ?Sized),
+        from: &(impl Unlock + ?Sized),
         reader: &mut R,
         writer: &mut W,
     ) -> Result<u64>
@@ -195,7 +178,7 @@ impl Opener {
         W: AsyncWrite + Unpin + Send,
     {
         let header = header::read(reader, self.max_recipients).await?;
-        self.open_body(provider, &header, reader, writer).await
+        self.open_body(from, &header, reader, writer).await
     }
 
     /// Decrypts the body that follows a header already read with [`inspect`](crate::inspect)
@@ -206,7 +189,7 @@ impl Opener {
     /// As [`open_stream`](Opener::open_stream).
     pub async fn open_body<R, W>(
         &self,
-        provider: &(impl Provider + ?Sized),
+        from: &(impl Unlock + ?Sized),
         header: &Header,
         reader: &mut R,
         writer: &mut W,
@@ -222,7 +205,7 @@ impl Opener {
                 self.max_recipients
             )));
         }
-        let cipher = self.unlock_header(provider, header).await?;
+        let cipher = self.unlock_header(from, header).await?;
         pipeline::run(reader, writer, cipher, self.plan(header), Direction::Open, Span::WHOLE).await
     }
 
@@ -235,14 +218,14 @@ impl Opener {
     /// As [`open_stream`](Opener::open_stream).
     pub async fn open_file(
         &self,
-        provider: &(impl Provider + ?Sized),
+        from: &(impl Unlock + ?Sized),
         input: &std::fs::File,
         output: &std::fs::File,
     ) -> Result<u64> {
         let size = crate::seal::regular_len(input)?;
         let mut reader = tokio::fs::File::from_std(input.try_clone().map_err(|e| io_error("read", e))?);
         reader.seek(SeekFrom::Start(0)).await.map_err(|e| io_error("seek", e))?;
-        let (header, cipher) = self.unlock(provider, &mut reader).await?;
+        let (header, cipher) = self.unlock(from, &mut reader).await?;
         #[cfg(unix)]
         {
             let body = size.checked_sub(header.len as u64).ok_or_else(opaque)?;
@@ -265,15 +248,11 @@ impl Opener {
     ///
     /// # Errors
     /// As [`open_stream`](Opener::open_stream).
-    pub async fn open(
-        &self,
-        provider: &(impl Provider + ?Sized),
-        sealed: &[u8],
-    ) -> Result<Zeroizing<Vec<u8>>> {
+    pub async fn open(&self, from: &(impl Unlock + ?Sized), sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
         // Sized up front so the plaintext is never reallocated (which would leave copies).
         let mut out = Zeroizing::new(Vec::with_capacity(sealed.len()));
         let mut input = sealed;
-        self.open_stream(provider, &mut input, &mut *out).await?;
+        self.open_stream(from, &mut input, &mut *out).await?;
         Ok(out)
     }
 
@@ -288,7 +267,7 @@ impl Opener {
     /// after its end.
     pub async fn open_range<R, W>(
         &self,
-        provider: &(impl Provider + ?Sized),
+        from: &(impl Unlock + ?Sized),
         reader: &mut R,
         range: Range<u64>,
         writer: &mut W,
@@ -304,7 +283,7 @@ impl Opener {
             ));
         }
         reader.seek(SeekFrom::Start(0)).await.map_err(|e| io_error("seek", e))?;
-        let (header, cipher) = self.unlock(provider, reader).await?;
+        let (header, cipher) = self.unlock(from, reader).await?;
         let end = reader.seek(SeekFrom::End(0)).await.map_err(|e| io_error("seek", e))?;
         let body = end.checked_sub(header.len as u64).ok_or_else(opaque)?;
         let seg = header.segment_size as u64;

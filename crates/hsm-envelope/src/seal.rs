@@ -4,8 +4,10 @@ use hsm_core::{EncryptionAlgorithm, Error, KeyRef, KeyUsage, Provider, Result};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use zeroize::Zeroizing;
 
+use crate::cache::{DataKeyCache, Made};
 use crate::context::Context;
 use crate::header::{self, MESSAGE_ID_LEN, Protection, Recipient, SEGMENT_SIZE_RANGE};
+use crate::keyring::{Keyring, RecipientFailure};
 use crate::pipeline::{self, Direction, Plan, Progress, Span};
 use crate::schedule::{self, DATA_KEY_LEN, SegmentCipher, TAG_LEN};
 use crate::{PROVIDER, SEGMENT_LEN, io_error};
@@ -33,6 +35,26 @@ pub struct Sealer {
     segment_size: usize,
     concurrency: usize,
     progress: Progress,
+    cache: Option<DataKeyCache>,
+}
+
+/// What a keyring seal did: the plaintext bytes, the stanzas in the header, and the
+/// recipients that failed (allowed by [`Keyring::min_recipients`]).
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct SealReport {
+    /// Plaintext bytes sealed.
+    pub plaintext_len: u64,
+    /// The recipient stanzas written to the header.
+    pub recipients: Vec<Recipient>,
+    /// The recipients that could not protect the data key, each with its error.
+    pub failed: Vec<RecipientFailure>,
+}
+
+/// Where a seal's data key goes: one provider key, or a keyring.
+enum Target<'a, P: ?Sized> {
+    One(&'a P, &'a KeyRef),
+    Ring(&'a Keyring),
 }
 
 impl Default for Sealer {
@@ -42,6 +64,7 @@ impl Default for Sealer {
             segment_size: SEGMENT_LEN,
             concurrency: default_concurrency(),
             progress: Progress::default(),
+            cache: None,
         }
     }
 }
@@ -88,6 +111,19 @@ impl Sealer {
         self
     }
 
+    /// Reuses data keys from `cache` for keyring seals of known length ([`seal_to`](Sealer::seal_to),
+    /// [`seal_file_to`](Sealer::seal_file_to)); see [`DataKeyCache`].
+    #[must_use]
+    pub fn cache(mut self, cache: DataKeyCache) -> Self {
+        self.cache = Some(cache);
+        self
+    }
+
+    /// The counters of the data-key cache, when one is set.
+    pub fn cache_stats(&self) -> Option<crate::CacheStats> {
+        self.cache.as_ref().map(DataKeyCache::stats)
+    }
+
     /// Encrypts everything `reader` yields into `writer` under a fresh data key protected by
     /// `key`, which must have usage wrap (the data key is wrapped with the key's natural wrap
     /// algorithm) or encrypt (it is encrypted). Returns the number of plaintext bytes.
@@ -108,19 +144,94 @@ impl Sealer {
         R: AsyncRead + Unpin + Send,
         W: AsyncWrite + Unpin + Send,
     {
-        let (head, cipher) = self.begin(provider, key).await?;
-        writer.write_all(&head).await.map_err(|e| io_error("write", e))?;
-        let plan = self.plan();
-        pipeline::run(reader, writer, cipher, plan, Direction::Seal, Span::WHOLE).await
+        self.stream(Target::One(provider, key), None, reader, writer).await.map(|(n, _)| n)
     }
 
-    /// Checks the settings, protects a fresh data key under `key`, and returns the header
-    /// bytes and the segment cipher.
-    async fn begin(
+    /// The header, then the segments of everything `reader` yields.
+    async fn stream<P, R, W>(
         &self,
-        provider: &(impl Provider + ?Sized),
-        key: &KeyRef,
-    ) -> Result<(Vec<u8>, SegmentCipher)> {
+        target: Target<'_, P>,
+        len: Option<u64>,
+        reader: &mut R,
+        writer: &mut W,
+    ) -> Result<(u64, Made)>
+    where
+        P: Provider + ?Sized,
+        R: AsyncRead + Unpin + Send,
+        W: AsyncWrite + Unpin + Send,
+    {
+        let (head, cipher, made) = self.begin(target, len).await?;
+        writer.write_all(&head).await.map_err(|e| io_error("write", e))?;
+        let n = pipeline::run(reader, writer, cipher, self.plan(), Direction::Seal, Span::WHOLE).await?;
+        Ok((n, made))
+    }
+
+    /// [`seal_stream`](Sealer::seal_stream) for every recipient of `keyring` (or a k-of-n
+    /// split across its groups); see [`Keyring`]. The data-key cache is not used: the
+    /// length is unknown up front.
+    ///
+    /// # Errors
+    /// As [`seal_stream`](Sealer::seal_stream); `InvalidInput` for a keyring without
+    /// recipients or with a policy out of range; `Provider { code: "recipients" }` (or
+    /// `"threshold"`) when too few recipients protected the data key, listing each error
+    /// (the source is a [`RecipientErrors`](crate::RecipientErrors)); with one recipient,
+    /// its own error.
+    pub async fn seal_stream_to<R, W>(
+        &self,
+        keyring: &Keyring,
+        reader: &mut R,
+        writer: &mut W,
+    ) -> Result<SealReport>
+    where
+        R: AsyncRead + Unpin + Send,
+        W: AsyncWrite + Unpin + Send,
+    {
+        let (n, made) = self.stream(Target::<dyn Provider>::Ring(keyring), None, reader, writer).await?;
+        Ok(SealReport { plaintext_len: n, recipients: made.recipients, failed: made.failed })
+    }
+
+    /// [`seal`](Sealer::seal) for a [`Keyring`], with the data-key cache when one is set.
+    ///
+    /// # Errors
+    /// As [`seal_stream_to`](Sealer::seal_stream_to).
+    pub async fn seal_to(&self, keyring: &Keyring, plaintext: &[u8]) -> Result<(Vec<u8>, SealReport)> {
+        let mut out = Vec::with_capacity(self.sealed_len(plaintext.len()));
+        let mut input = plaintext;
+        let target = Target::<dyn Provider>::Ring(keyring);
+        let (n, made) = self.stream(target, Some(plaintext.len() as u64), &mut input, &mut out).await?;
+        Ok((out, SealReport { plaintext_len: n, recipients: made.recipients, failed: made.failed }))
+    }
+
+    /// Room for a sealed message of `len` plaintext bytes (the header is about 1 KiB at most
+    /// for a few recipients; a larger one just reallocates once).
+    fn sealed_len(&self, len: usize) -> usize {
+        let segments = len / self.segment_size.max(1) + 1;
+        len + segments * TAG_LEN + 1024
+    }
+
+    /// [`seal_file`](Sealer::seal_file) for a [`Keyring`], with the data-key cache when one
+    /// is set.
+    ///
+    /// # Errors
+    /// As [`seal_file`](Sealer::seal_file) and [`seal_stream_to`](Sealer::seal_stream_to).
+    pub async fn seal_file_to(
+        &self,
+        keyring: &Keyring,
+        input: &std::fs::File,
+        output: &std::fs::File,
+    ) -> Result<SealReport> {
+        let size = regular_len(input)?;
+        let made = self.file(Target::<dyn Provider>::Ring(keyring), input, output, size).await?;
+        Ok(SealReport { plaintext_len: size, recipients: made.recipients, failed: made.failed })
+    }
+
+    /// Checks the settings, protects a data key (fresh, or from the cache for a keyring seal
+    /// of `len` bytes), and returns the header bytes, the segment cipher and the stanzas.
+    async fn begin<P: Provider + ?Sized>(
+        &self,
+        target: Target<'_, P>,
+        len: Option<u64>,
+    ) -> Result<(Vec<u8>, SegmentCipher, Made)> {
         if !SEGMENT_SIZE_RANGE.contains(&self.segment_size) {
             return Err(Error::invalid_input(
                 PROVIDER,
@@ -133,15 +244,36 @@ impl Sealer {
             ));
         }
         let context_aad = self.context.encode()?;
-        let data_key = random::<DATA_KEY_LEN>()?;
-        let recipient = protect(provider, key, &data_key[..], &self.context, &context_aad).await?;
+        let made = match target {
+            Target::One(provider, key) => {
+                let data_key = random::<DATA_KEY_LEN>()?;
+                let recipient = protect(provider, key, &data_key[..], &self.context, &context_aad).await?;
+                Made { data_key, recipients: vec![recipient], failed: Vec::new() }
+            }
+            Target::Ring(keyring) => {
+                keyring.check()?;
+                let make = || async {
+                    let data_key = random::<DATA_KEY_LEN>()?;
+                    let (recipients, failed) =
+                        keyring.protect(&data_key, &self.context, &context_aad).await?;
+                    Ok(Made { data_key, recipients, failed })
+                };
+                match (&self.cache, len) {
+                    (Some(cache), Some(len)) => {
+                        let partition = DataKeyCache::partition(keyring.id(), &context_aad);
+                        cache.encrypting(partition, len, make).await?
+                    }
+                    _ => make().await?,
+                }
+            }
+        };
         let message_id = random::<MESSAGE_ID_LEN>()?;
-        let commitment = schedule::commitment(&data_key[..], &message_id)?;
+        let commitment = schedule::commitment(&made.data_key[..], &message_id)?;
         let fixed = header::encode_v2_fixed(&message_id, self.segment_size, &self.context, &commitment)?;
-        let cipher = SegmentCipher::v2(&data_key[..], &message_id, &fixed)?;
+        let cipher = SegmentCipher::v2(&made.data_key[..], &message_id, &fixed)?;
         let mut head = fixed;
-        head.extend_from_slice(&header::encode_recipients(std::slice::from_ref(&recipient)));
-        Ok((head, cipher))
+        head.extend_from_slice(&header::encode_recipients(&made.recipients));
+        Ok((head, cipher, made))
     }
 
     /// Encrypts the regular file `input` into `output` (replacing its contents), with
@@ -159,7 +291,18 @@ impl Sealer {
         output: &std::fs::File,
     ) -> Result<u64> {
         let size = regular_len(input)?;
-        let (head, cipher) = self.begin(provider, key).await?;
+        self.file(Target::One(provider, key), input, output, size).await?;
+        Ok(size)
+    }
+
+    async fn file<P: Provider + ?Sized>(
+        &self,
+        target: Target<'_, P>,
+        input: &std::fs::File,
+        output: &std::fs::File,
+        size: u64,
+    ) -> Result<Made> {
+        let (head, cipher, made) = self.begin(target, Some(size)).await?;
         #[cfg(unix)]
         {
             use std::os::unix::fs::FileExt as _;
@@ -184,7 +327,7 @@ impl Sealer {
                 "the input file changed size while it was encrypted; encrypt a copy",
             ));
         }
-        Ok(size)
+        Ok(made)
     }
 
     fn plan(&self) -> Plan {
@@ -201,8 +344,7 @@ impl Sealer {
         key: &KeyRef,
         plaintext: &[u8],
     ) -> Result<Vec<u8>> {
-        let segments = plaintext.len() / self.segment_size.max(1) + 1;
-        let mut out = Vec::with_capacity(plaintext.len() + segments * TAG_LEN + 1024);
+        let mut out = Vec::with_capacity(self.sealed_len(plaintext.len()));
         let mut input = plaintext;
         self.seal_stream(provider, key, &mut input, &mut out).await?;
         Ok(out)
@@ -315,5 +457,5 @@ pub(crate) async fn protect(
             ));
         }
     };
-    Ok(Recipient { provider: Some(provider.name().to_owned()), protection })
+    Ok(Recipient { provider: Some(provider.name().to_owned()), protection, share: None })
 }

@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use hsm_core::{Error, Provider, Result, Zeroizing};
+
+use crate::keyring::{EnvelopeConfig, EnvelopeSection};
 use serde::Deserialize;
 
 /// The provider name used in configuration errors.
@@ -54,6 +56,7 @@ const URL_FORMS: &str = "local:///abs/path/to/keystore, local:relative/path, mem
 pub struct Config {
     target: Target,
     passphrase: Option<Zeroizing<String>>,
+    envelope: EnvelopeConfig,
 }
 
 // One per configuration, made once per process: the size of the cloud variants does not matter.
@@ -254,6 +257,8 @@ struct FileConfig {
     /// Parsed as [`Pkcs11Section`] when `provider = "pkcs11"`.
     #[cfg_attr(not(feature = "pkcs11"), allow(dead_code))]
     pkcs11: Option<toml::Table>,
+    /// `[envelope]` with `[[envelope.recipients]]`: more recipients for envelopes.
+    envelope: Option<EnvelopeSection>,
 }
 
 /// `[pkcs11]`: the module, one token selector and at most one PIN source.
@@ -324,7 +329,11 @@ fn pkcs11_from_toml(origin: &str, table: Option<toml::Table>, base: Option<&Path
             ));
         }
     };
-    Ok(Config { target: Target::Pkcs11(Pkcs11Config::new(rel(module), token, pin)), passphrase: None })
+    Ok(Config {
+        target: Target::Pkcs11(Pkcs11Config::new(rel(module), token, pin)),
+        passphrase: None,
+        envelope: EnvelopeConfig::default(),
+    })
 }
 
 #[derive(Deserialize)]
@@ -416,19 +425,19 @@ fn gcp_from_table(origin: &str, table: Option<toml::Table>) -> Result<Config> {
         Error::Config { message, .. } => Error::config(HSM, format!("{origin}: {message}")),
         e => e,
     })?;
-    Ok(Config { target: Target::Gcp(gcp), passphrase: None })
+    Ok(Config { target: Target::Gcp(gcp), passphrase: None, envelope: EnvelopeConfig::default() })
 }
 
 impl Config {
     /// The in-memory local provider: nothing is written anywhere and keys vanish with it.
     pub fn memory() -> Self {
-        Config { target: Target::Memory, passphrase: None }
+        Config { target: Target::Memory, passphrase: None, envelope: EnvelopeConfig::default() }
     }
 
     /// A local keystore file at `path` (created on first open), encrypted under a random
     /// master key in `<path>.key` unless a passphrase is set.
     pub fn local(path: impl Into<PathBuf>) -> Self {
-        Config { target: Target::Local(path.into()), passphrase: None }
+        Config { target: Target::Local(path.into()), passphrase: None, envelope: EnvelopeConfig::default() }
     }
 
     /// Encrypts the local keystore under a key derived (Argon2id) from `passphrase`.
@@ -529,7 +538,7 @@ impl Config {
                     Error::Config { message, .. } => Error::config(HSM, message),
                     e => e,
                 })?;
-                Ok(Config { target: Target::Aws(aws), passphrase: None })
+                Ok(Config { target: Target::Aws(aws), passphrase: None, envelope: EnvelopeConfig::default() })
             }
             #[cfg(not(feature = "aws"))]
             "aws-kms" => Err(backend_missing("aws-kms")),
@@ -539,7 +548,11 @@ impl Config {
                     Error::Config { message, .. } => Error::config(HSM, message),
                     e => e,
                 })?;
-                Ok(Config { target: Target::Azure(azure), passphrase: None })
+                Ok(Config {
+                    target: Target::Azure(azure),
+                    passphrase: None,
+                    envelope: EnvelopeConfig::default(),
+                })
             }
             #[cfg(not(feature = "azure"))]
             "azure-keyvault" => Err(backend_missing("azure-keyvault")),
@@ -549,7 +562,7 @@ impl Config {
                     Error::Config { message, .. } => Error::config(HSM, message),
                     e => e,
                 })?;
-                Ok(Config { target: Target::Gcp(gcp), passphrase: None })
+                Ok(Config { target: Target::Gcp(gcp), passphrase: None, envelope: EnvelopeConfig::default() })
             }
             #[cfg(not(feature = "gcp"))]
             "gcp-kms" => Err(backend_missing("gcp-kms")),
@@ -559,7 +572,11 @@ impl Config {
                     Error::Config { message, .. } => Error::config(HSM, message),
                     e => e,
                 })?;
-                Ok(Config { target: Target::Pkcs11(c), passphrase: None })
+                Ok(Config {
+                    target: Target::Pkcs11(c),
+                    passphrase: None,
+                    envelope: EnvelopeConfig::default(),
+                })
             }
             #[cfg(not(feature = "pkcs11"))]
             "pkcs11" => Err(backend_missing("pkcs11")),
@@ -656,7 +673,22 @@ impl Config {
     }
 
     fn parse_toml(origin: &str, text: &str, base: Option<&Path>, lookup: Lookup<'_>) -> Result<Self> {
-        let file: FileConfig = toml::from_str(text).map_err(|e| toml_error(origin, text, &e))?;
+        let mut file: FileConfig = toml::from_str(text).map_err(|e| toml_error(origin, text, &e))?;
+        let envelope = match file.envelope.take() {
+            Some(section) => EnvelopeConfig::from_section(origin, section)?,
+            None => EnvelopeConfig::default(),
+        };
+        let mut config = Self::parse_provider(origin, file, base, lookup)?;
+        config.envelope = envelope;
+        Ok(config)
+    }
+
+    fn parse_provider(
+        origin: &str,
+        file: FileConfig,
+        base: Option<&Path>,
+        lookup: Lookup<'_>,
+    ) -> Result<Self> {
         let Some(provider) = file.provider else {
             return Err(Error::config(
                 HSM,
@@ -701,7 +733,7 @@ impl Config {
                     Some(var) => passphrase_from(lookup, var, true)?,
                     None => passphrase_from(lookup, ENV_PASSPHRASE, false)?,
                 };
-                Ok(Config { target: Target::Local(path), passphrase })
+                Ok(Config { target: Target::Local(path), passphrase, envelope: EnvelopeConfig::default() })
             }
             "aws-kms" => {
                 let query = section_query(origin, "aws", file.aws.unwrap_or_default())?;
@@ -720,7 +752,11 @@ impl Config {
                     ));
                 };
                 let azure = azure_from_table(origin, &table, base)?;
-                Ok(Config { target: Target::Azure(azure), passphrase: None })
+                Ok(Config {
+                    target: Target::Azure(azure),
+                    passphrase: None,
+                    envelope: EnvelopeConfig::default(),
+                })
             }
             #[cfg(not(feature = "azure"))]
             "azure-keyvault" => Err(backend_missing(&provider)),
@@ -740,6 +776,19 @@ impl Config {
                 ),
             )),
         }
+    }
+
+    /// The envelope settings of a TOML configuration (`[envelope]` and its
+    /// `[[envelope.recipients]]`); empty for URL configurations.
+    pub fn envelope(&self) -> &EnvelopeConfig {
+        &self.envelope
+    }
+
+    /// Replaces the envelope settings (e.g. with recipients from the command line).
+    #[must_use]
+    pub fn with_envelope(mut self, envelope: EnvelopeConfig) -> Self {
+        self.envelope = envelope;
+        self
     }
 
     /// The configuration the environment asks for: `HSM_PROVIDER` (a URL, with the

@@ -92,9 +92,11 @@ pub use hsm_signers as signers;
 
 mod client;
 mod config;
+mod keyring;
 
 pub use client::Client;
 pub use config::{Config, ENV_CONFIG, ENV_PASSPHRASE, ENV_PROVIDER};
+pub use keyring::{EnvelopeConfig, RecipientConfig};
 
 /// The README's Rust examples, compiled as doc tests so they cannot drift from the API.
 #[cfg(doctest)]

@@ -7,6 +7,7 @@ mod azure;
 mod crypto;
 mod envelope;
 mod gcp;
+mod keyring;
 mod keys;
 mod pkcs11;
 mod providers;

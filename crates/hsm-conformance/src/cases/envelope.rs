@@ -1,14 +1,16 @@
 //! `envelope::*`: envelope encryption (hsm-envelope) over the provider's keys: round trips
 //! of every size class, tampering and stanza substitution caught, the encryption context
 //! enforced (and handed to the provider as AAD where the algorithm takes it), and envelopes
-//! sealed before `rotate_key` still opening.
+//! sealed before `rotate_key` still opening; keyrings of two of the provider's keys (each
+//! opens alone, a 2-of-2 split needs both, a rewrap moves the envelope from one to the
+//! other without touching the body) and a rewrap to the current version after a rotation.
 
 use std::sync::Arc;
 
 use hsm_core::{
     Capabilities, EncryptionAlgorithm, KeyRef, KeySpec, KeyUsage, Provider, ProviderExt as _, WrapAlgorithm,
 };
-use hsm_envelope::{Context, Opener, Protection, Sealer};
+use hsm_envelope::{Context, Keyring, Opener, Protection, Rewrap, Sealer};
 
 use crate::case::{Case, Requirement};
 use crate::ctx::{Ctx, Slot};
@@ -57,9 +59,17 @@ pub(crate) fn add(out: &mut Vec<Case>, caps: &Capabilities) {
             out.push(Case::new(format!("envelope::tamper::{usage}::{spec}"), req.clone(), move |p, c| {
                 tamper(p, c, spec, usage)
             }));
-            out.push(Case::new(format!("envelope::context::{usage}::{spec}"), req, move |p, c| {
+            out.push(Case::new(format!("envelope::context::{usage}::{spec}"), req.clone(), move |p, c| {
                 context(p, c, spec, usage)
             }));
+            out.push(Case::new(format!("envelope::keyring::{usage}::{spec}"), req, move |p, c| {
+                keyring(p, c, spec, usage)
+            }));
+            out.push(Case::new(
+                format!("envelope::rewrap_rotation::{usage}::{spec}"),
+                Requirement::Rotation { spec, usage },
+                move |p, c| rewrap_rotation(p, c, spec, usage),
+            ));
         }
     }
 }
@@ -207,5 +217,73 @@ async fn rotation(p: Arc<dyn Provider>, ctx: Ctx, spec: KeySpec, usage: KeyUsage
         "a new envelope records version {version:?}, not the current '{}'",
         k2.version
     );
+    Ok(())
+}
+
+async fn keyring(p: Arc<dyn Provider>, ctx: Ctx, spec: KeySpec, usage: KeyUsage) -> CaseResult {
+    let k1 = ctx.fixture(spec, usage, Slot::Primary).await?;
+    let k2 = ctx.fixture(spec, usage, Slot::Secondary).await?;
+    let one = |k: &str| Keyring::new().recipient(p.clone(), k);
+    let both = one(&k1.name).recipient(p.clone(), k2.name.as_str());
+    let pt = data("keyring", 2 * 1024 + 3);
+    let context = ctx_of("keyring");
+    let sealer = Sealer::new().segment_size(1024).context(context.clone());
+    let opener = Opener::new().expect_context(context.clone());
+
+    let (sealed, report) = sealer.seal_to(&both, &pt).await.during("seal to a keyring of two keys")?;
+    ensure!(report.recipients.len() == 2 && report.failed.is_empty(), "two stanzas, no failure: {report:?}");
+    for k in [&k1.name, &k2.name] {
+        let opened = opener.open(&one(k), &sealed).await.during(format!("open with '{k}' alone"))?;
+        ensure!(*opened == pt, "the keyring envelope opened with '{k}' to different bytes");
+    }
+
+    // 2-of-2: both keys needed; one alone is refused.
+    let split = both.clone().threshold(2);
+    let (sealed2, _) = sealer.seal_to(&split, &pt).await.during("seal 2-of-2")?;
+    let opened = opener.open(&split, &sealed2).await.during("open 2-of-2 with both keys")?;
+    ensure!(*opened == pt, "a 2-of-2 envelope opened to different bytes");
+    match opener.open(&one(&k1.name), &sealed2).await {
+        Err(hsm_core::Error::Provider { code, .. }) if code == "threshold" => {}
+        other => fail!("a 2-of-2 envelope with one key: expected a threshold refusal, got {other:?}"),
+    }
+
+    // Rewrap from the first key to the second: the body is untouched, only k2 opens it.
+    let header = hsm_envelope::inspect_bytes(&sealed).during("inspect")?;
+    let change = Rewrap::new().remove(Some(p.name()), &k1.name);
+    let (head, _) = change.header(&opener, &one(&k1.name), &header).await.during("rewrap")?;
+    let moved = [&head[..], &sealed[header.len..]].concat();
+    let opened = opener.open(&one(&k2.name), &moved).await.during("open the rewrapped envelope")?;
+    ensure!(*opened == pt, "the rewrapped envelope opened to different bytes");
+    ensure!(opener.open(&one(&k1.name), &moved).await.is_err(), "the removed key still opens the envelope");
+    Ok(())
+}
+
+async fn rewrap_rotation(p: Arc<dyn Provider>, ctx: Ctx, spec: KeySpec, usage: KeyUsage) -> CaseResult {
+    let k = ctx
+        .create_key(hsm_core::CreateKey::new(ctx.unique_name("env-rewrap"), spec).usage(usage))
+        .await
+        .during("create_key")?;
+    let ring = Keyring::new().recipient(p.clone(), k.name.as_str());
+    let (sealed, _) = Sealer::new().seal_to(&ring, b"rotate").await.during("seal")?;
+    let k2 = p.rotate_key(&KeyRef::new(&k.name)).await.during("rotate_key")?;
+    let header = hsm_envelope::inspect_bytes(&sealed).during("inspect")?;
+    let change = Rewrap::new().to_current_versions(true);
+    let (head, report) =
+        change.header(&Opener::new(), &ring, &header).await.during("rewrap to current versions")?;
+    ensure!(report.rewrapped.len() == 1, "one stanza re-protected, not {}", report.rewrapped.len());
+    let new = [&head[..], &sealed[header.len..]].concat();
+    let version = hsm_envelope::inspect_bytes(&new)
+        .during("inspect")?
+        .recipients
+        .first()
+        .and_then(|r| r.key())
+        .and_then(|k| k.version().map(str::to_owned));
+    ensure!(
+        version.as_deref() == Some(k2.version.as_str()),
+        "the rewrapped stanza records version {version:?}, not the current '{}'",
+        k2.version
+    );
+    let opened = Opener::new().open(&*p, &new).await.during("open the rewrapped envelope")?;
+    ensure!(*opened == b"rotate", "the rewrapped envelope opened to different bytes");
     Ok(())
 }

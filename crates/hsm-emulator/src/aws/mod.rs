@@ -144,17 +144,34 @@ pub async fn start_with_state(
     args: Args,
     state: Option<std::sync::Arc<crate::state::StateFile>>,
 ) -> io::Result<Running> {
+    let port = args.port;
+    serve_http(port, emulator(args, state)?).await
+}
+
+/// The emulator as a request handler with its own (empty) state, to serve with
+/// [`serve_http`](crate::server::serve_http) yourself: serving the same handler again after
+/// dropping its [`Running`] restarts the emulator with the keys it had (tests of clients
+/// that must survive an outage use this).
+///
+/// # Errors
+/// When the region, account or access key id is empty.
+pub fn handler(args: Args) -> io::Result<Arc<dyn crate::server::Handler>> {
+    let handler: Arc<dyn crate::server::Handler> = emulator(args, None)?;
+    Ok(handler)
+}
+
+/// The handler, with its state in memory or loaded from and saved to `state`.
+fn emulator(args: Args, state: Option<Arc<crate::state::StateFile>>) -> io::Result<Arc<Emulator>> {
     if args.region.is_empty() || args.account.is_empty() || args.access_key_id.is_empty() {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             "--region, --account and --access-key-id must not be empty",
         ));
     }
-    let port = args.port;
     let persist = state.map(|s| crate::state::Persist::new(s, "aws"));
     let kms = ops::Kms::new(&args.region, &args.account, persist)
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-    serve_http(port, Arc::new(Emulator { state: kms, args })).await
+    Ok(Arc::new(Emulator { state: kms, args }))
 }
 
 /// An AWS error answer.

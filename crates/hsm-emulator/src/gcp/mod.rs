@@ -142,6 +142,13 @@ pub async fn start_with_state(
     serve_http(args.port, Arc::new(Service { store: Mutex::new(store), persist })).await
 }
 
+/// The emulator as a request handler with its own (empty) state, to serve with
+/// [`serve_http`](crate::server::serve_http) yourself: serving the same handler again after
+/// dropping its [`Running`] restarts the emulator with the keys it had.
+pub fn handler() -> Arc<dyn crate::server::Handler> {
+    Arc::new(Service::default())
+}
+
 /// Largest plaintext, AAD or data for SOFTWARE keys.
 const MAX_DATA: usize = 64 * 1024;
 /// Largest plaintext + AAD for HSM keys.

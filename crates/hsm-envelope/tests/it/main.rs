@@ -1,7 +1,10 @@
 //! Integration tests of hsm-envelope over the local provider.
 
+mod cache;
 mod format;
+mod keyring;
 mod stream;
+mod switch;
 mod tamper;
 mod v1;
 
