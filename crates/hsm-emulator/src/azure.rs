@@ -10,7 +10,10 @@
 //! It generates a CA and a server certificate for `127.0.0.1`, `localhost` and `--host`
 //! (default `emulator.vault.azure.net`, or `emulator.managedhsm.azure.net` with
 //! `--managed-hsm`), writes the CA certificate (PEM) to `--ca-out`, and serves HTTPS (HTTP/1.1)
-//! on 127.0.0.1. Point a client at `https://127.0.0.1:PORT` and trust the CA file.
+//! on 127.0.0.1. Point a client at `https://127.0.0.1:PORT` and trust the CA file. Without
+//! `--state` the CA is new at every start; with `--state` the CA and server certificate are
+//! made once and kept (encrypted) in the state, so clients keep trusting them across restarts
+//! (until `--host` changes).
 //!
 //! # In-process (tests)
 //!
@@ -119,6 +122,9 @@ pub struct Args {
     /// (to test retries and error mapping).
     #[arg(long, value_name = "N")]
     pub throttle_every: Option<u64>,
+    /// Persistent state (`--state PATH`, `--state-key FILE`).
+    #[command(flatten)]
+    pub state: crate::state::StateArgs,
 }
 
 impl Args {
@@ -134,9 +140,58 @@ fn tls_error(e: impl std::fmt::Display) -> io::Error {
     io::Error::other(format!("cannot set up TLS: {e}"))
 }
 
-/// A fresh CA and a server certificate for 127.0.0.1, localhost and `host`: the CA PEM and
-/// the rustls configuration serving the server certificate.
-fn tls(host: &str) -> io::Result<(String, rustls::ServerConfig)> {
+/// The TLS identity the emulator serves: the CA certificate (PEM) clients trust, and the
+/// server certificate and its PKCS#8 key (DER).
+struct Identity {
+    ca_pem: String,
+    cert_der: Vec<u8>,
+    key_der: zeroize::Zeroizing<Vec<u8>>,
+}
+
+/// The state section holding the TLS identity, so clients keep trusting the same CA across
+/// restarts with `--state` (the key is encrypted with the rest of the state).
+const TLS_SECTION: &str = "azure-tls";
+
+impl Identity {
+    fn to_json(&self, host: &str) -> serde_json::Value {
+        serde_json::json!({
+            "host": host,
+            "ca": self.ca_pem,
+            "cert": crate::state::secret::to_json(&self.cert_der),
+            "key": crate::state::secret::to_json(&self.key_der),
+        })
+    }
+
+    /// The saved identity, when it was made for `host`.
+    fn from_json(v: &serde_json::Value, host: &str) -> Option<Identity> {
+        if v.get("host")?.as_str()? != host {
+            return None;
+        }
+        Some(Identity {
+            ca_pem: v.get("ca")?.as_str()?.to_owned(),
+            cert_der: crate::state::secret::from_json(v.get("cert")?)?.to_vec(),
+            key_der: crate::state::secret::from_json(v.get("key")?)?,
+        })
+    }
+
+    fn server_config(&self) -> io::Result<rustls::ServerConfig> {
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(tls_error)?
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![rustls::pki_types::CertificateDer::from(self.cert_der.clone())],
+                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.key_der.to_vec())),
+            )
+            .map_err(tls_error)?;
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(config)
+    }
+}
+
+/// A fresh CA and a server certificate for 127.0.0.1, localhost and `host`.
+fn new_identity(host: &str) -> io::Result<Identity> {
     let mut ca = CertificateParams::default();
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     ca.distinguished_name.push(DnType::CommonName, "hsm-emulator azure test CA");
@@ -156,19 +211,11 @@ fn tls(host: &str) -> io::Result<(String, rustls::ServerConfig)> {
     leaf.use_authority_key_identifier_extension = true;
     let leaf_key = KeyPair::generate().map_err(tls_error)?;
     let cert = leaf.signed_by(&leaf_key, &ca).map_err(tls_error)?;
-
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(tls_error)?
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![cert.der().clone()],
-            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der())),
-        )
-        .map_err(tls_error)?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok((ca.pem(), config))
+    Ok(Identity {
+        ca_pem: ca.pem(),
+        cert_der: cert.der().to_vec(),
+        key_der: zeroize::Zeroizing::new(leaf_key.serialize_der()),
+    })
 }
 
 /// Starts the emulator on the current tokio runtime and returns it with the PEM of the CA
@@ -178,19 +225,50 @@ fn tls(host: &str) -> io::Result<(String, rustls::ServerConfig)> {
 /// When the port cannot be bound, `--host` is not a valid DNS name, or the CA file cannot
 /// be written.
 pub async fn start_with_ca(args: Args) -> io::Result<(Running, String)> {
+    let state = args.state.open()?;
+    start_with_state(args, state).await
+}
+
+/// [`start_with_ca`] with an already open state file (`all` mode shares one between the modes).
+///
+/// # Errors
+/// As [`start_with_ca`], and when the saved state does not parse.
+pub async fn start_with_state(
+    args: Args,
+    state: Option<Arc<crate::state::StateFile>>,
+) -> io::Result<(Running, String)> {
     let host = args.host();
-    let (ca_pem, config) = tls(&host)?;
+    // With --state the TLS identity is state too: clients trust the same CA after a restart.
+    let saved =
+        state.as_ref().and_then(|s| s.section(TLS_SECTION)).and_then(|v| Identity::from_json(&v, &host));
+    let identity = match saved {
+        Some(identity) => identity,
+        None => {
+            let identity = new_identity(&host)?;
+            if let Some(s) = &state {
+                s.save(TLS_SECTION, identity.to_json(&host))?;
+            }
+            identity
+        }
+    };
+    let config = identity.server_config()?;
+    let ca_pem = identity.ca_pem.clone();
     if let Some(path) = &args.ca_out {
         std::fs::write(path, &ca_pem).map_err(|e| {
             io::Error::new(e.kind(), format!("cannot write the CA to {}: {e}", path.display()))
         })?;
     }
-    let emulator = api::Emulator::new(api::Options {
-        managed_hsm: args.managed_hsm,
-        host,
-        token: args.token.clone(),
-        throttle_every: args.throttle_every,
-    });
+    let persist = state.map(|s| crate::state::Persist::new(s, "azure"));
+    let emulator = api::Emulator::new(
+        api::Options {
+            managed_hsm: args.managed_hsm,
+            host,
+            token: args.token.clone(),
+            throttle_every: args.throttle_every,
+        },
+        persist,
+    )
+    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
     let running = serve_https(args.port, Arc::new(emulator), Arc::new(config)).await?;
     Ok((running, ca_pem))
 }

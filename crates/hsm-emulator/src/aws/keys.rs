@@ -215,6 +215,8 @@ pub(crate) struct SymVersion {
     /// The 64-hex-digit key material id.
     pub(crate) id: String,
     pub(crate) key: AesGcmKey,
+    /// The raw AES key, kept for `--state`.
+    raw: Zeroizing<Vec<u8>>,
 }
 
 /// The private half of a key.
@@ -238,7 +240,11 @@ pub(crate) enum Material {
         pair: Ed25519KeyPair,
         spki: Vec<u8>,
     },
-    Hmac(Box<hmac::Key>),
+    Hmac {
+        key: Box<hmac::Key>,
+        /// The raw HMAC key, kept for `--state`.
+        raw: Zeroizing<Vec<u8>>,
+    },
 }
 
 impl fmt::Debug for Material {
@@ -267,7 +273,16 @@ pub(crate) fn new_sym_version() -> Result<Arc<SymVersion>, KmsError> {
     let raw = random(32)?;
     let key = AesGcmKey::new(&raw).map_err(|_| internal("AES key setup"))?;
     let id = hex(&random(32)?);
-    Ok(Arc::new(SymVersion { id, key }))
+    Ok(Arc::new(SymVersion { id, key, raw }))
+}
+
+fn hmac_alg(spec: Spec) -> (hmac::Algorithm, usize) {
+    match spec {
+        Spec::Hmac224 => (hmac::HMAC_SHA224, 28),
+        Spec::Hmac256 => (hmac::HMAC_SHA256, 32),
+        Spec::Hmac384 => (hmac::HMAC_SHA384, 48),
+        _ => (hmac::HMAC_SHA512, 64),
+    }
 }
 
 fn spki_of(
@@ -313,13 +328,76 @@ impl Material {
                 Material::Ed25519 { pair, spki }
             }
             _ => {
-                let (alg, len) = match spec {
-                    Spec::Hmac224 => (hmac::HMAC_SHA224, 28),
-                    Spec::Hmac256 => (hmac::HMAC_SHA256, 32),
-                    Spec::Hmac384 => (hmac::HMAC_SHA384, 48),
-                    _ => (hmac::HMAC_SHA512, 64),
-                };
-                Material::Hmac(Box::new(hmac::Key::new(alg, &random(len)?)))
+                let (alg, len) = hmac_alg(spec);
+                let raw = random(len)?;
+                Material::Hmac { key: Box::new(hmac::Key::new(alg, &raw)), raw }
+            }
+        })
+    }
+
+    /// The secret for `--state`: the raw AES versions (`[material id, key]` pairs) or HMAC key,
+    /// or the PKCS#8 private key.
+    pub(crate) fn export(&self) -> Result<serde_json::Value, KmsError> {
+        use crate::state::secret::to_json;
+        let pkcs8 =
+            |d: Result<Vec<u8>, aws_lc_rs::error::Unspecified>| -> Result<serde_json::Value, KmsError> {
+                let d = Zeroizing::new(d.map_err(|_| internal("key export"))?);
+                Ok(to_json(&d))
+            };
+        match self {
+            Material::Symmetric(versions) => Ok(serde_json::Value::Array(
+                versions.iter().map(|v| serde_json::json!([v.id, to_json(&v.raw)])).collect(),
+            )),
+            Material::Hmac { raw, .. } => Ok(to_json(raw)),
+            Material::RsaSign { pair, .. } => pkcs8(pair.as_der().map(|d| d.as_ref().to_vec())),
+            Material::RsaDecrypt { key, .. } => pkcs8(key.as_der().map(|d| d.as_ref().to_vec())),
+            Material::Ecdsa { pair, .. } => pkcs8(pair.to_pkcs8v1().map(|d| d.as_ref().to_vec())),
+            Material::Ed25519 { pair, .. } => pkcs8(pair.to_pkcs8v1().map(|d| d.as_ref().to_vec())),
+        }
+    }
+
+    /// Material saved by [`Material::export`] for a key of `spec` and `usage`.
+    pub(crate) fn restore(spec: Spec, usage: &str, v: &serde_json::Value) -> Option<Material> {
+        use crate::state::secret::from_json;
+        Some(match spec {
+            Spec::SymmetricDefault => {
+                let mut versions = Vec::new();
+                for pair in v.as_array()? {
+                    let id = pair.get(0)?.as_str()?.to_owned();
+                    let raw = from_json(pair.get(1)?)?;
+                    let key = AesGcmKey::new(&raw).ok()?;
+                    versions.push(Arc::new(SymVersion { id, key, raw }));
+                }
+                if versions.is_empty() {
+                    return None;
+                }
+                Material::Symmetric(versions)
+            }
+            _ if spec.is_hmac() => {
+                let raw = from_json(v)?;
+                Material::Hmac { key: Box::new(hmac::Key::new(hmac_alg(spec).0, &raw)), raw }
+            }
+            _ if usage == "SIGN_VERIFY" && spec.is_rsa() => {
+                let pair = RsaKeyPair::from_pkcs8(&from_json(v)?).ok()?;
+                let spki = spki_of(pair.public_key().as_der()).ok()?;
+                Material::RsaSign { pair, spki }
+            }
+            _ if spec.is_rsa() => {
+                let key = PrivateDecryptingKey::from_pkcs8(&from_json(v)?).ok()?;
+                let public = key.public_key();
+                let spki = spki_of(public.as_der()).ok()?;
+                Material::RsaDecrypt { key, public, spki }
+            }
+            Spec::EccNistEdwards25519 => {
+                let pair = Ed25519KeyPair::from_pkcs8_maybe_unchecked(&from_json(v)?).ok()?;
+                let spki = spki_of(pair.public_key().as_der()).ok()?;
+                Material::Ed25519 { pair, spki }
+            }
+            _ => {
+                let alg = spec.hsm().and_then(primitives::ecdsa_signing_alg)?;
+                let pair = EcdsaKeyPair::from_pkcs8(alg, &from_json(v)?).ok()?;
+                let spki = spki_of(pair.public_key().as_der()).ok()?;
+                Material::Ecdsa { pair, spki }
             }
         })
     }
@@ -374,13 +452,13 @@ impl Material {
 
     /// HMAC of `message`.
     pub(crate) fn mac(&self, message: &[u8]) -> Option<Vec<u8>> {
-        let Material::Hmac(k) = self else { return None };
+        let Material::Hmac { key: k, .. } = self else { return None };
         Some(hmac::sign(k, message).as_ref().to_vec())
     }
 
     /// Constant-time check of an HMAC tag.
     pub(crate) fn verify_mac(&self, message: &[u8], tag: &[u8]) -> bool {
-        let Material::Hmac(k) = self else { return false };
+        let Material::Hmac { key: k, .. } = self else { return false };
         hmac::verify(k, message, tag).is_ok()
     }
 }

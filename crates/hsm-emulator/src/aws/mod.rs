@@ -95,6 +95,9 @@ pub struct Args {
     /// The AWS account id in ARNs.
     #[arg(long, default_value = DEFAULT_ACCOUNT)]
     pub account: String,
+    /// Persistent state (`--state PATH`, `--state-key FILE`).
+    #[command(flatten)]
+    pub state: crate::state::StateArgs,
 }
 
 impl Default for Args {
@@ -105,6 +108,7 @@ impl Default for Args {
             secret_access_key: DEFAULT_SECRET_ACCESS_KEY.to_owned(),
             region: DEFAULT_REGION.to_owned(),
             account: DEFAULT_ACCOUNT.to_owned(),
+            state: crate::state::StateArgs::default(),
         }
     }
 }
@@ -117,6 +121,7 @@ impl std::fmt::Debug for Args {
             .field("secret_access_key", &"[redacted]")
             .field("region", &self.region)
             .field("account", &self.account)
+            .field("state", &self.state)
             .finish()
     }
 }
@@ -124,10 +129,23 @@ impl std::fmt::Debug for Args {
 /// Starts the emulator on the current tokio runtime (cryptography runs on its blocking pool).
 ///
 /// # Errors
-/// When the port cannot be bound, or the region or account is empty.
+/// When the port cannot be bound, the region or account is empty, or the `--state` file cannot
+/// be opened (held by another emulator, wrong key, corrupt).
 pub async fn start(args: Args) -> io::Result<Running> {
+    let state = args.state.open()?;
+    start_with_state(args, state).await
+}
+
+/// [`start`] with an already open state file (`all` mode shares one between the modes).
+///
+/// # Errors
+/// As [`start`].
+pub async fn start_with_state(
+    args: Args,
+    state: Option<std::sync::Arc<crate::state::StateFile>>,
+) -> io::Result<Running> {
     let port = args.port;
-    serve_http(port, handler(args)?).await
+    serve_http(port, emulator(args, state)?).await
 }
 
 /// The emulator as a request handler with its own (empty) state, to serve with
@@ -138,13 +156,22 @@ pub async fn start(args: Args) -> io::Result<Running> {
 /// # Errors
 /// When the region, account or access key id is empty.
 pub fn handler(args: Args) -> io::Result<Arc<dyn crate::server::Handler>> {
+    let handler: Arc<dyn crate::server::Handler> = emulator(args, None)?;
+    Ok(handler)
+}
+
+/// The handler, with its state in memory or loaded from and saved to `state`.
+fn emulator(args: Args, state: Option<Arc<crate::state::StateFile>>) -> io::Result<Arc<Emulator>> {
     if args.region.is_empty() || args.account.is_empty() || args.access_key_id.is_empty() {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             "--region, --account and --access-key-id must not be empty",
         ));
     }
-    Ok(Arc::new(Emulator { state: ops::Kms::new(&args.region, &args.account), args }))
+    let persist = state.map(|s| crate::state::Persist::new(s, "aws"));
+    let kms = ops::Kms::new(&args.region, &args.account, persist)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+    Ok(Arc::new(Emulator { state: kms, args }))
 }
 
 /// An AWS error answer.

@@ -310,6 +310,105 @@ pub(crate) struct Kms {
     region: String,
     account: String,
     store: Mutex<Store>,
+    persist: Option<crate::state::Persist>,
+}
+
+/// The operations that change the store (saved to `--state` after they succeed).
+const MUTATING: &[&str] = &[
+    "CreateKey",
+    "CreateAlias",
+    "UpdateAlias",
+    "DeleteAlias",
+    "TagResource",
+    "UntagResource",
+    "UpdateKeyDescription",
+    "EnableKey",
+    "DisableKey",
+    "ScheduleKeyDeletion",
+    "CancelKeyDeletion",
+    "RotateKeyOnDemand",
+    "EnableKeyRotation",
+    "DisableKeyRotation",
+];
+
+impl State {
+    fn parse(s: &str) -> Option<State> {
+        [State::Enabled, State::Disabled, State::PendingDeletion].into_iter().find(|st| st.as_str() == s)
+    }
+}
+
+impl Store {
+    /// The whole store as JSON for `--state` (key material included: the state file is
+    /// encrypted).
+    fn snapshot(&self) -> R<Value> {
+        let mut keys = Vec::with_capacity(self.order.len());
+        for id in &self.order {
+            let Some(k) = self.keys.get(id) else { continue };
+            keys.push(json!({
+                "id": k.id,
+                "arn": k.arn,
+                "created": k.created,
+                "description": k.description,
+                "spec": k.spec.as_str(),
+                "usage": k.usage,
+                "state": k.state.as_str(),
+                "deletion": k.deletion,
+                "tags": k.tags,
+                "material": k.material.export()?,
+                "rotationPeriod": k.rotation_period,
+                "rotations": k.rotations.iter().map(|r| json!([r.material_id, r.date])).collect::<Vec<_>>(),
+            }));
+        }
+        let aliases: Map<String, Value> = self
+            .aliases
+            .iter()
+            .map(|(name, a)| (name.clone(), json!([a.target, a.created, a.updated])))
+            .collect();
+        Ok(json!({"keys": keys, "aliases": aliases}))
+    }
+
+    /// A store from [`Store::snapshot`]; `None` when any part of it does not parse.
+    fn restore(v: &Value) -> Option<Store> {
+        let mut st = Store::default();
+        for k in v.get("keys")?.as_array()? {
+            let spec = Spec::parse(k.get("spec")?.as_str()?)?;
+            let usage = k.get("usage")?.as_str()?;
+            let usage: &'static str = spec.usages().iter().find(|u| **u == usage)?;
+            let rotations = k
+                .get("rotations")?
+                .as_array()?
+                .iter()
+                .map(|r| {
+                    Some(Rotation { material_id: r.get(0)?.as_str()?.to_owned(), date: r.get(1)?.as_f64()? })
+                })
+                .collect::<Option<Vec<_>>>()?;
+            let key = Key {
+                id: k.get("id")?.as_str()?.to_owned(),
+                arn: k.get("arn")?.as_str()?.to_owned(),
+                created: k.get("created")?.as_f64()?,
+                description: k.get("description")?.as_str()?.to_owned(),
+                spec,
+                usage,
+                state: State::parse(k.get("state")?.as_str()?)?,
+                deletion: serde_json::from_value(k.get("deletion")?.clone()).ok()?,
+                tags: serde_json::from_value(k.get("tags")?.clone()).ok()?,
+                material: Arc::new(Material::restore(spec, usage, k.get("material")?)?),
+                rotation_period: serde_json::from_value(k.get("rotationPeriod")?.clone()).ok()?,
+                rotations,
+            };
+            st.order.push(key.id.clone());
+            st.keys.insert(key.id.clone(), key);
+        }
+        for (name, a) in v.get("aliases")?.as_object()? {
+            let alias = Alias {
+                target: a.get(0)?.as_str()?.to_owned(),
+                created: a.get(1)?.as_f64()?,
+                updated: a.get(2)?.as_f64()?,
+            };
+            st.aliases.insert(name.clone(), alias);
+        }
+        Some(st)
+    }
 }
 
 fn marker(kind: &str, at: &str) -> String {
@@ -331,8 +430,29 @@ fn b64(b: &[u8]) -> Value {
 }
 
 impl Kms {
-    pub(crate) fn new(region: &str, account: &str) -> Self {
-        Kms { region: region.to_owned(), account: account.to_owned(), store: Mutex::new(Store::default()) }
+    /// A KMS whose state is in memory, or loaded from and saved to `persist`.
+    ///
+    /// # Errors
+    /// When the saved state does not parse (a state written by another mode or a newer build).
+    pub(crate) fn new(
+        region: &str,
+        account: &str,
+        persist: Option<crate::state::Persist>,
+    ) -> Result<Self, String> {
+        let store = match persist.as_ref().and_then(crate::state::Persist::load) {
+            None => Store::default(),
+            Some(saved) => Store::restore(&saved).ok_or("the aws section of the state does not parse")?,
+        };
+        Ok(Kms { region: region.to_owned(), account: account.to_owned(), store: Mutex::new(store), persist })
+    }
+
+    /// Saves the store when `--state` is in use; holds the store lock while writing, so saves
+    /// land in the order of the changes.
+    fn persist(&self) -> R<()> {
+        let Some(p) = &self.persist else { return Ok(()) };
+        let st = self.lock();
+        let snapshot = st.snapshot()?;
+        p.save(snapshot).map_err(|e| KmsError::internal(format!("the change was made but not saved: {e}")))
     }
 
     fn lock(&self) -> MutexGuard<'_, Store> {
@@ -345,6 +465,14 @@ impl Kms {
 
     /// Answers one operation; `Ok(None)` is an empty 200.
     pub(crate) fn dispatch(&self, op: &str, input: &Input) -> R<Option<Value>> {
+        let answer = self.dispatch_op(op, input)?;
+        if MUTATING.contains(&op) {
+            self.persist()?;
+        }
+        Ok(answer)
+    }
+
+    fn dispatch_op(&self, op: &str, input: &Input) -> R<Option<Value>> {
         let v = match op {
             "CreateKey" => self.create_key(input)?,
             "DescribeKey" => self.describe_key(input)?,

@@ -40,6 +40,7 @@ pub(crate) struct Options {
 pub(crate) struct Emulator {
     opts: Options,
     vault: Mutex<Vault>,
+    persist: Option<crate::state::Persist>,
     /// Authenticated requests so far (for `throttle_every`).
     requests: AtomicU64,
 }
@@ -396,8 +397,16 @@ fn page(call: &Call<'_>, path: &str, items: Vec<(String, Value)>) -> ApiResult<R
 }
 
 impl Emulator {
-    pub(crate) fn new(opts: Options) -> Emulator {
-        Emulator { opts, vault: Mutex::new(Vault::default()), requests: AtomicU64::new(0) }
+    /// An emulator whose vault is in memory, or loaded from and saved to `persist`.
+    ///
+    /// # Errors
+    /// When the saved state does not parse.
+    pub(crate) fn new(opts: Options, persist: Option<crate::state::Persist>) -> Result<Emulator, String> {
+        let vault = match persist.as_ref().and_then(crate::state::Persist::load) {
+            None => Vault::default(),
+            Some(saved) => Vault::restore(&saved).ok_or("the azure section of the state does not parse")?,
+        };
+        Ok(Emulator { opts, vault: Mutex::new(vault), persist, requests: AtomicU64::new(0) })
     }
 
     fn vault(&self) -> MutexGuard<'_, Vault> {
@@ -480,6 +489,25 @@ impl Emulator {
     }
 
     async fn route(self: Arc<Self>, req: &Request) -> ApiResult {
+        let reply = self.clone().route_call(req).await?;
+        let segs: Vec<&str> = req.uri().path().trim_start_matches('/').split('/').collect();
+        let read_only = req.method() == Method::GET
+            || (req.method() == Method::POST && (segs.len() == 4 && segs[0] == "keys" || segs == ["rng"]));
+        if !read_only && let Some(p) = &self.persist {
+            // Under the vault lock, so saves land in the order of the changes.
+            let vault = self.vault();
+            p.save(vault.snapshot()).map_err(|e| {
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "InternalError",
+                    format!("The change was made but not saved: {e}"),
+                )
+            })?;
+        }
+        Ok(reply)
+    }
+
+    async fn route_call(self: Arc<Self>, req: &Request) -> ApiResult {
         let uri = req.uri();
         let query = parse_query(uri.query());
         let Some(api_version) = query.get("api-version").cloned() else {

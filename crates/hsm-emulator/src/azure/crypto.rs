@@ -255,6 +255,38 @@ impl Material {
         Ok(Material::Ec { curve, pair, point })
     }
 
+    /// The private key for `--state`: `{"rsa": PKCS#8}`, `{"ec": curve, "pkcs8": PKCS#8}` or
+    /// `{"oct": raw}` (base64; the state file is encrypted). `null` if the export fails.
+    pub(crate) fn export(&self) -> serde_json::Value {
+        use crate::state::secret::to_json;
+        match self {
+            Material::Rsa { sign, .. } => match sign.as_der() {
+                Ok(d) => serde_json::json!({"rsa": to_json(d.as_ref())}),
+                Err(_) => serde_json::Value::Null,
+            },
+            Material::Ec { curve, pair, .. } => match pair.to_pkcs8v1() {
+                Ok(d) => serde_json::json!({"ec": curve.name(), "pkcs8": to_json(d.as_ref())}),
+                Err(_) => serde_json::Value::Null,
+            },
+            Material::Oct { key } => serde_json::json!({"oct": to_json(key)}),
+        }
+    }
+
+    /// Material saved by [`Material::export`].
+    pub(crate) fn restore(v: &serde_json::Value) -> Option<Material> {
+        use crate::state::secret::from_json;
+        if let Some(der) = v.get("rsa") {
+            return Material::rsa_from_pkcs8(&from_json(der)?).ok();
+        }
+        if let Some(k) = v.get("oct") {
+            return Some(Material::Oct { key: from_json(k)? });
+        }
+        let curve = Curve::parse(v.get("ec")?.as_str()?)?;
+        let pair = EcdsaKeyPair::from_pkcs8(curve.signing(), &from_json(v.get("pkcs8")?)?).ok()?;
+        let point = pair.public_key().as_ref().to_vec();
+        Some(Material::Ec { curve, pair, point })
+    }
+
     /// Imports an AES key from its raw bytes.
     pub(crate) fn import_oct(k: &[u8]) -> CResult<Material> {
         if !matches!(k.len(), 16 | 24 | 32) {

@@ -189,3 +189,80 @@ pub(crate) struct Vault {
     pub(crate) keys: BTreeMap<String, Key>,
     pub(crate) deleted: BTreeMap<String, Deleted>,
 }
+
+fn key_json(k: &Key) -> Value {
+    let versions: Vec<Value> = k
+        .versions
+        .iter()
+        .map(|v| {
+            json!({
+                "id": v.id,
+                "kty": v.kty,
+                "material": v.material.export(),
+                "keyOps": v.key_ops,
+                "attrs": [v.attrs.enabled, v.attrs.nbf, v.attrs.exp, v.attrs.created, v.attrs.updated, v.attrs.exportable],
+                "tags": v.tags,
+            })
+        })
+        .collect();
+    Value::Array(versions)
+}
+
+fn key_from(v: &Value) -> Option<Key> {
+    let mut versions = Vec::new();
+    for v in v.as_array()? {
+        let a = v.get("attrs")?;
+        let opt = |x: &Value| if x.is_null() { Some(None) } else { x.as_i64().map(Some) };
+        versions.push(Version {
+            id: v.get("id")?.as_str()?.to_owned(),
+            kty: v.get("kty")?.as_str()?.to_owned(),
+            material: Arc::new(Material::restore(v.get("material")?)?),
+            key_ops: serde_json::from_value(v.get("keyOps")?.clone()).ok()?,
+            attrs: Attrs {
+                enabled: a.get(0)?.as_bool()?,
+                nbf: opt(a.get(1)?)?,
+                exp: opt(a.get(2)?)?,
+                created: a.get(3)?.as_i64()?,
+                updated: a.get(4)?.as_i64()?,
+                exportable: a.get(5)?.as_bool()?,
+            },
+            tags: serde_json::from_value(v.get("tags")?.clone()).ok()?,
+        });
+    }
+    // A key always has a version (see `Key::latest`).
+    if versions.is_empty() {
+        return None;
+    }
+    Some(Key { versions })
+}
+
+impl Vault {
+    /// Keys and soft-deleted keys as JSON for `--state` (key material included: the state
+    /// file is encrypted).
+    pub(crate) fn snapshot(&self) -> Value {
+        let keys: Map<String, Value> = self.keys.iter().map(|(n, k)| (n.clone(), key_json(k))).collect();
+        let deleted: Map<String, Value> = self
+            .deleted
+            .iter()
+            .map(|(n, d)| (n.clone(), json!([key_json(&d.key), d.deleted_date, d.scheduled_purge_date])))
+            .collect();
+        json!({"keys": keys, "deleted": deleted})
+    }
+
+    /// A vault from [`Vault::snapshot`]; `None` when any part of it does not parse.
+    pub(crate) fn restore(v: &Value) -> Option<Vault> {
+        let mut vault = Vault::default();
+        for (name, k) in v.get("keys")?.as_object()? {
+            vault.keys.insert(name.clone(), key_from(k)?);
+        }
+        for (name, d) in v.get("deleted")?.as_object()? {
+            let deleted = Deleted {
+                key: key_from(d.get(0)?)?,
+                deleted_date: d.get(1)?.as_i64()?,
+                scheduled_purge_date: d.get(2)?.as_i64()?,
+            };
+            vault.deleted.insert(name.clone(), deleted);
+        }
+        Some(vault)
+    }
+}

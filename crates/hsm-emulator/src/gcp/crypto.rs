@@ -17,7 +17,21 @@ use zeroize::Zeroizing;
 use super::model::{Curve, Hash, Kind};
 
 /// A version's key material. Never printed.
-pub(crate) enum Material {
+pub(crate) struct Material {
+    inner: Inner,
+    /// Raw AES/HMAC bytes or PKCS#8, kept for `--state`.
+    secret: Zeroizing<Vec<u8>>,
+}
+
+fn ec_alg(curve: Curve) -> &'static signature::EcdsaSigningAlgorithm {
+    match curve {
+        Curve::P256 => &signature::ECDSA_P256_SHA256_ASN1_SIGNING,
+        Curve::P384 => &signature::ECDSA_P384_SHA384_ASN1_SIGNING,
+        Curve::Secp256k1 => &signature::ECDSA_P256K1_SHA256_ASN1_SIGNING,
+    }
+}
+
+enum Inner {
     /// AES-GCM (GOOGLE_SYMMETRIC_ENCRYPTION and raw AES-GCM).
     Aes(AesGcmKey),
     RsaSign {
@@ -75,11 +89,42 @@ fn der(
 impl Material {
     /// Fresh material for an algorithm of `kind` (RSA takes a while: call off the executor).
     pub(crate) fn generate(kind: Kind) -> Result<Material, CryptoError> {
-        Ok(match kind {
-            Kind::GoogleSymmetric => Material::Aes(AesGcmKey::new(&random(32)?)?),
-            Kind::AesGcm(len) => Material::Aes(AesGcmKey::new(&random(len)?)?),
-            Kind::RsaSign { bits, pss, hash } => {
-                let pair = RsaKeyPair::generate(rsa_size(bits)?)?;
+        let pkcs8 = |d: Result<Vec<u8>, aws_lc_rs::error::Unspecified>| d.map(Zeroizing::new);
+        let secret = match kind {
+            Kind::GoogleSymmetric => random(32)?,
+            Kind::AesGcm(len) | Kind::Hmac { key_len: len, .. } => random(len)?,
+            Kind::RsaSign { bits, .. } => pkcs8(
+                RsaKeyPair::generate(rsa_size(bits)?).and_then(|k| k.as_der()).map(|d| d.as_ref().to_vec()),
+            )?,
+            Kind::RsaDecrypt { bits, .. } => pkcs8(
+                PrivateDecryptingKey::generate(rsa_size(bits)?)
+                    .and_then(|k| k.as_der())
+                    .map(|d| d.as_ref().to_vec()),
+            )?,
+            Kind::Ec { curve, .. } => pkcs8(
+                EcdsaKeyPair::generate(ec_alg(curve))
+                    .and_then(|k| k.to_pkcs8v1())
+                    .map(|d| d.as_ref().to_vec()),
+            )?,
+            Kind::Ed25519 => {
+                pkcs8(Ed25519KeyPair::generate().and_then(|k| k.to_pkcs8v1()).map(|d| d.as_ref().to_vec()))?
+            }
+            Kind::NotEmulated => return Err(CryptoError),
+        };
+        Material::from_secret(kind, secret)
+    }
+
+    /// The secret `--state` saves: raw AES/HMAC bytes or a PKCS#8 private key.
+    pub(crate) fn secret(&self) -> &[u8] {
+        &self.secret
+    }
+
+    /// Material of `kind` from its [`Material::secret`].
+    pub(crate) fn from_secret(kind: Kind, secret: Zeroizing<Vec<u8>>) -> Result<Material, CryptoError> {
+        let inner = match kind {
+            Kind::GoogleSymmetric | Kind::AesGcm(_) => Inner::Aes(AesGcmKey::new(&secret)?),
+            Kind::RsaSign { pss, hash, .. } => {
+                let pair = RsaKeyPair::from_pkcs8(&secret).map_err(|_| CryptoError)?;
                 let encoding: &'static signature::RsaSignatureEncoding = match (pss, hash) {
                     (true, Hash::Sha256) => &signature::RSA_PSS_SHA256,
                     (true, Hash::Sha512) => &signature::RSA_PSS_SHA512,
@@ -88,10 +133,10 @@ impl Material {
                     _ => return Err(CryptoError),
                 };
                 let spki = der(pair.public_key().as_der())?;
-                Material::RsaSign { pair, encoding, spki }
+                Inner::RsaSign { pair, encoding, spki }
             }
-            Kind::RsaDecrypt { bits, hash } => {
-                let key = PrivateDecryptingKey::generate(rsa_size(bits)?)?;
+            Kind::RsaDecrypt { hash, .. } => {
+                let key = PrivateDecryptingKey::from_pkcs8(&secret).map_err(|_| CryptoError)?;
                 let spki = der(key.public_key().as_der())?;
                 let oaep: &'static OaepAlgorithm = match hash {
                     Hash::Sha1 => &OAEP_SHA1_MGF1SHA1,
@@ -99,24 +144,19 @@ impl Material {
                     Hash::Sha512 => &OAEP_SHA512_MGF1SHA512,
                     _ => return Err(CryptoError),
                 };
-                Material::RsaDecrypt { key: OaepPrivateDecryptingKey::new(key)?, oaep, spki }
+                Inner::RsaDecrypt { key: OaepPrivateDecryptingKey::new(key)?, oaep, spki }
             }
             Kind::Ec { curve, .. } => {
-                let alg = match curve {
-                    Curve::P256 => &signature::ECDSA_P256_SHA256_ASN1_SIGNING,
-                    Curve::P384 => &signature::ECDSA_P384_SHA384_ASN1_SIGNING,
-                    Curve::Secp256k1 => &signature::ECDSA_P256K1_SHA256_ASN1_SIGNING,
-                };
-                let pair = EcdsaKeyPair::generate(alg)?;
+                let pair = EcdsaKeyPair::from_pkcs8(ec_alg(curve), &secret).map_err(|_| CryptoError)?;
                 let spki = der(pair.public_key().as_der())?;
-                Material::Ec { pair, spki }
+                Inner::Ec { pair, spki }
             }
             Kind::Ed25519 => {
-                let pair = Ed25519KeyPair::generate()?;
+                let pair = Ed25519KeyPair::from_pkcs8_maybe_unchecked(&secret).map_err(|_| CryptoError)?;
                 let spki = der(pair.public_key().as_der())?;
-                Material::Ed25519 { pair, spki }
+                Inner::Ed25519 { pair, spki }
             }
-            Kind::Hmac { hash, key_len } => {
+            Kind::Hmac { hash, .. } => {
                 let alg = match hash {
                     Hash::Sha1 => hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY,
                     Hash::Sha224 => hmac::HMAC_SHA224,
@@ -124,26 +164,27 @@ impl Material {
                     Hash::Sha384 => hmac::HMAC_SHA384,
                     Hash::Sha512 => hmac::HMAC_SHA512,
                 };
-                Material::Hmac(Box::new(hmac::Key::new(alg, &random(key_len)?)))
+                Inner::Hmac(Box::new(hmac::Key::new(alg, &secret)))
             }
             Kind::NotEmulated => return Err(CryptoError),
-        })
+        };
+        Ok(Material { inner, secret })
     }
 
     /// The SubjectPublicKeyInfo DER of an asymmetric key.
     pub(crate) fn spki(&self) -> Option<&[u8]> {
-        match self {
-            Material::RsaSign { spki, .. }
-            | Material::RsaDecrypt { spki, .. }
-            | Material::Ec { spki, .. }
-            | Material::Ed25519 { spki, .. } => Some(spki),
-            Material::Aes(_) | Material::Hmac(_) => None,
+        match &self.inner {
+            Inner::RsaSign { spki, .. }
+            | Inner::RsaDecrypt { spki, .. }
+            | Inner::Ec { spki, .. }
+            | Inner::Ed25519 { spki, .. } => Some(spki),
+            Inner::Aes(_) | Inner::Hmac(_) => None,
         }
     }
 
     fn aes(&self) -> Result<&AesGcmKey, CryptoError> {
-        match self {
-            Material::Aes(k) => Ok(k),
+        match &self.inner {
+            Inner::Aes(k) => Ok(k),
             _ => Err(CryptoError),
         }
     }
@@ -205,7 +246,7 @@ impl Material {
 
     /// RSA-OAEP decryption (empty label).
     pub(crate) fn rsa_decrypt(&self, ciphertext: &[u8]) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
-        let Material::RsaDecrypt { key, oaep, .. } = self else { return Err(CryptoError) };
+        let Inner::RsaDecrypt { key, oaep, .. } = &self.inner else { return Err(CryptoError) };
         if ciphertext.len() != key.key_size_bytes() {
             return Err(CryptoError);
         }
@@ -218,37 +259,37 @@ impl Material {
     /// Signs a digest made with `hash` (RSA, ECDSA: DER).
     pub(crate) fn sign_digest(&self, hash: Hash, d: &[u8]) -> Result<Vec<u8>, CryptoError> {
         let digest = digest::Digest::import_less_safe(d, digest_alg(hash))?;
-        match self {
-            Material::RsaSign { pair, encoding, .. } => {
+        match &self.inner {
+            Inner::RsaSign { pair, encoding, .. } => {
                 let mut sig = vec![0u8; pair.public_modulus_len()];
                 pair.sign_digest(*encoding, &digest, &mut sig)?;
                 Ok(sig)
             }
-            Material::Ec { pair, .. } => Ok(pair.sign_digest(&digest)?.as_ref().to_vec()),
+            Inner::Ec { pair, .. } => Ok(pair.sign_digest(&digest)?.as_ref().to_vec()),
             _ => Err(CryptoError),
         }
     }
 
     /// Pure Ed25519 over `data`.
     pub(crate) fn sign_data(&self, data: &[u8]) -> Result<Vec<u8>, CryptoError> {
-        match self {
-            Material::Ed25519 { pair, .. } => Ok(pair.try_sign(data)?.as_ref().to_vec()),
+        match &self.inner {
+            Inner::Ed25519 { pair, .. } => Ok(pair.try_sign(data)?.as_ref().to_vec()),
             _ => Err(CryptoError),
         }
     }
 
     /// HMAC tag of `data`.
     pub(crate) fn mac(&self, data: &[u8]) -> Result<Vec<u8>, CryptoError> {
-        match self {
-            Material::Hmac(k) => Ok(hmac::sign(k, data).as_ref().to_vec()),
+        match &self.inner {
+            Inner::Hmac(k) => Ok(hmac::sign(k, data).as_ref().to_vec()),
             _ => Err(CryptoError),
         }
     }
 
     /// Constant-time HMAC check.
     pub(crate) fn mac_verify(&self, data: &[u8], tag: &[u8]) -> bool {
-        match self {
-            Material::Hmac(k) => hmac::verify(k, data, tag).is_ok(),
+        match &self.inner {
+            Inner::Hmac(k) => hmac::verify(k, data, tag).is_ok(),
             _ => false,
         }
     }

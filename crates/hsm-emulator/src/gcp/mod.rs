@@ -120,7 +120,26 @@ pub struct Args {
 /// # Errors
 /// When the port cannot be bound.
 pub async fn start(args: Args) -> io::Result<Running> {
-    serve_http(args.port, handler()).await
+    start_with_state(args, None).await
+}
+
+/// [`start`] with persistent state: keys are loaded from and saved to `state` (see
+/// [`crate::state`]).
+///
+/// # Errors
+/// When the port cannot be bound or the saved state does not parse.
+pub async fn start_with_state(
+    args: Args,
+    state: Option<Arc<crate::state::StateFile>>,
+) -> io::Result<Running> {
+    let persist = state.map(|s| crate::state::Persist::new(s, "gcp"));
+    let store = match persist.as_ref().and_then(crate::state::Persist::load) {
+        None => Store::default(),
+        Some(saved) => Store::restore(&saved).ok_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidData, "the gcp section of the state does not parse")
+        })?,
+    };
+    serve_http(args.port, Arc::new(Service { store: Mutex::new(store), persist })).await
 }
 
 /// The emulator as a request handler with its own (empty) state, to serve with
@@ -146,6 +165,7 @@ const CIPHERTEXT_OVERHEAD: usize = 1 + 4 + 12 + 16;
 #[derive(Debug, Default)]
 struct Service {
     store: Mutex<Store>,
+    persist: Option<crate::state::Persist>,
 }
 
 impl Handler for Service {
@@ -211,6 +231,10 @@ impl Call {
         } else {
             match serde_json::from_slice::<Value>(&body) {
                 Ok(Value::Object(m)) => m,
+                // Google's Node.js client (REST fallback) sends an empty message as `""`, and a
+                // missing one may be `null`; Cloud KMS reads both as the empty message.
+                Ok(Value::Null) => Map::new(),
+                Ok(Value::String(s)) if s.is_empty() => Map::new(),
                 _ => return Err(invalid("Invalid JSON payload received: the body must be a JSON object.")),
             }
         };
@@ -493,6 +517,20 @@ impl Service {
     }
 
     async fn dispatch(&self, call: &Call) -> Result<Value> {
+        let v = self.dispatch_call(call).await?;
+        let changes = call.method != Method::GET
+            && matches!(call.verb.as_deref(), None | Some("updatePrimaryVersion" | "destroy" | "restore"));
+        if changes && let Some(p) = &self.persist {
+            // Under the store lock, so saves land in the order of the changes.
+            let g = self.lock();
+            p.save(g.snapshot()).map_err(|e| {
+                Status::new(Code::Internal, format!("The change was made but not saved: {e}"))
+            })?;
+        }
+        Ok(v)
+    }
+
+    async fn dispatch_call(&self, call: &Call) -> Result<Value> {
         let Some(shape) = call.shape() else {
             return Err(not_found(format!("{} {} is not a Cloud KMS v1 method", call.method, call.path)));
         };

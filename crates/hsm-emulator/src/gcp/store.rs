@@ -141,6 +141,129 @@ impl Key {
     }
 }
 
+fn time_json(t: SystemTime) -> Value {
+    let d = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    json!([d.as_secs(), d.subsec_nanos()])
+}
+
+fn time_from(v: &Value) -> Option<SystemTime> {
+    let secs = v.get(0)?.as_u64()?;
+    let nanos = u32::try_from(v.get(1)?.as_u64()?).ok()?;
+    std::time::UNIX_EPOCH.checked_add(Duration::new(secs, nanos))
+}
+
+fn opt_time_json(t: Option<SystemTime>) -> Value {
+    t.map_or(Value::Null, time_json)
+}
+
+fn opt_time_from(v: &Value) -> Option<Option<SystemTime>> {
+    if v.is_null() { Some(None) } else { time_from(v).map(Some) }
+}
+
+impl Store {
+    /// Every ring, key and version as JSON for `--state` (key material included: the state
+    /// file is encrypted).
+    pub(crate) fn snapshot(&self) -> Value {
+        let rings: Map<String, Value> = self
+            .rings
+            .iter()
+            .map(|(name, ring)| {
+                let keys: Map<String, Value> = ring
+                    .keys
+                    .iter()
+                    .map(|(id, k)| {
+                        let versions: Vec<Value> = k
+                            .versions
+                            .iter()
+                            .map(|v| {
+                                json!({
+                                    "id": v.id,
+                                    "algorithm": v.algorithm,
+                                    "protection": v.protection,
+                                    "state": v.state,
+                                    "createTime": time_json(v.create_time),
+                                    "destroyTime": opt_time_json(v.destroy_time),
+                                    "destroyEventTime": opt_time_json(v.destroy_event_time),
+                                    "material": v.material.as_ref().map(|m| crate::state::secret::to_json(m.secret())),
+                                })
+                            })
+                            .collect();
+                        let key = json!({
+                            "purpose": k.purpose,
+                            "createTime": time_json(k.create_time),
+                            "algorithm": k.algorithm,
+                            "protection": k.protection,
+                            "labels": k.labels,
+                            "primary": k.primary,
+                            "versions": versions,
+                            "destroyScheduledDuration": [k.destroy_scheduled_duration.as_secs(), k.destroy_scheduled_duration.subsec_nanos()],
+                            "importOnly": k.import_only,
+                            "rotationPeriod": k.rotation_period.map(|d| [d.as_secs(), u64::from(d.subsec_nanos())]),
+                            "nextRotationTime": k.next_rotation_time,
+                        });
+                        (id.clone(), key)
+                    })
+                    .collect();
+                (name.clone(), json!({"createTime": time_json(ring.create_time), "keys": keys}))
+            })
+            .collect();
+        json!({"rings": rings})
+    }
+
+    /// A store from [`Store::snapshot`]; `None` when any part of it does not parse.
+    pub(crate) fn restore(v: &Value) -> Option<Store> {
+        let duration =
+            |v: &Value| Some(Duration::new(v.get(0)?.as_u64()?, u32::try_from(v.get(1)?.as_u64()?).ok()?));
+        let mut store = Store::default();
+        for (name, r) in v.get("rings")?.as_object()? {
+            let mut ring = Ring { create_time: time_from(r.get("createTime")?)?, keys: BTreeMap::new() };
+            for (id, k) in r.get("keys")?.as_object()? {
+                let mut versions = Vec::new();
+                for v in k.get("versions")?.as_array()? {
+                    let algorithm = i32::try_from(v.get("algorithm")?.as_i64()?).ok()?;
+                    let material = match v.get("material")? {
+                        Value::Null => None,
+                        m => {
+                            let kind = model::algorithm(algorithm)?.kind;
+                            let secret = crate::state::secret::from_json(m)?;
+                            Some(Arc::new(Material::from_secret(kind, secret).ok()?))
+                        }
+                    };
+                    versions.push(Version {
+                        id: u32::try_from(v.get("id")?.as_u64()?).ok()?,
+                        algorithm,
+                        protection: i32::try_from(v.get("protection")?.as_i64()?).ok()?,
+                        state: i32::try_from(v.get("state")?.as_i64()?).ok()?,
+                        create_time: time_from(v.get("createTime")?)?,
+                        destroy_time: opt_time_from(v.get("destroyTime")?)?,
+                        destroy_event_time: opt_time_from(v.get("destroyEventTime")?)?,
+                        material,
+                    });
+                }
+                let key = Key {
+                    purpose: i32::try_from(k.get("purpose")?.as_i64()?).ok()?,
+                    create_time: time_from(k.get("createTime")?)?,
+                    algorithm: i32::try_from(k.get("algorithm")?.as_i64()?).ok()?,
+                    protection: i32::try_from(k.get("protection")?.as_i64()?).ok()?,
+                    labels: serde_json::from_value(k.get("labels")?.clone()).ok()?,
+                    primary: serde_json::from_value(k.get("primary")?.clone()).ok()?,
+                    versions,
+                    destroy_scheduled_duration: duration(k.get("destroyScheduledDuration")?)?,
+                    import_only: k.get("importOnly")?.as_bool()?,
+                    rotation_period: match k.get("rotationPeriod")? {
+                        Value::Null => None,
+                        d => Some(duration(d)?),
+                    },
+                    next_rotation_time: serde_json::from_value(k.get("nextRotationTime")?.clone()).ok()?,
+                };
+                ring.keys.insert(id.clone(), key);
+            }
+            store.rings.insert(name.clone(), ring);
+        }
+        Some(store)
+    }
+}
+
 /// The KeyRing resource.
 pub(crate) fn ring_json(name: &str, ring: &Ring) -> Value {
     json!({ "name": name, "createTime": timestamp(ring.create_time) })

@@ -635,3 +635,55 @@ async fn hsm_aws_cache_follows_changes_made_by_other_tools() {
     let ct = p.encrypt(&key, EncryptionAlgorithm::AesGcm, b"x", None).await.unwrap();
     assert_eq!(p.decrypt(&key, &ct, None).await.unwrap().as_slice(), b"x");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_sdk_sees_a_faithful_kms() {
+    let Some(modules) = crate::node::modules() else { return };
+    let running = emulator().await;
+    let out = crate::node::run(modules, "aws_kms.mjs", vec![running.url()], vec![]).await;
+    assert!(out.contains("aws_kms.mjs: all checks passed"), "{out}");
+    eprintln!("{}", out.lines().last().unwrap_or_default());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hsm_aws_and_the_node_sdk_interoperate() {
+    let Some(modules) = crate::node::modules() else { return };
+    let running = emulator().await;
+    let config = hsm_aws::AwsConfig::new()
+        .with_region("us-east-1")
+        .with_endpoint(running.url())
+        .static_credentials("testing", "testing");
+    let hsm = hsm_aws::AwsKmsProvider::connect(&config).await.unwrap();
+    hsm.create_key(hsm_core::CreateKey::new("interop", hsm_core::KeySpec::Aes256)).await.unwrap();
+    hsm.create_key(hsm_core::CreateKey::new("interop-ec", hsm_core::KeySpec::EcP384)).await.unwrap();
+    let key = KeyRef::new("interop");
+    let aad = b"header v1";
+    let ct = hsm.encrypt(&key, EncryptionAlgorithm::AesGcm, b"made by hsm-aws", Some(aad)).await.unwrap();
+    let sig = hsm
+        .sign(
+            &KeyRef::new("interop-ec"),
+            SignatureAlgorithm::EcdsaSha384,
+            SignInput::Message(b"signed by hsm-aws"),
+        )
+        .await
+        .unwrap();
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let args = vec![
+        running.url(),
+        "alias/interop".into(),
+        b64(aad),
+        b64(ct.as_bytes()),
+        "alias/interop-ec".into(),
+        b64(sig.as_bytes()),
+    ];
+    let out = crate::node::run(modules, "aws_interop.mjs", args, vec![]).await;
+    let blob = out
+        .lines()
+        .find_map(|l| l.strip_prefix("node-ciphertext: "))
+        .unwrap_or_else(|| panic!("no ciphertext in the script's output:\n{out}"));
+    let blob = base64::engine::general_purpose::STANDARD.decode(blob.trim()).unwrap();
+    let native = hsm.native_ciphertext(&key, EncryptionAlgorithm::AesGcm, blob).await.unwrap();
+    let pt = hsm.decrypt(&key, &native, Some(aad)).await.unwrap();
+    assert_eq!(pt.as_slice(), b"made by node");
+    assert!(hsm.decrypt(&key, &native, Some(b"other aad")).await.is_err());
+}

@@ -645,3 +645,128 @@ fn the_binary_requires_ca_out() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Runs tests/node/azure_keyvault.mjs (the official Node.js SDK) against an in-process emulator
+/// started with `args`; the emulator's CA is trusted through `NODE_EXTRA_CA_CERTS`.
+async fn node_sdk(args: Args, mode: &str) {
+    let Some(modules) = crate::node::modules() else { return };
+    let (running, ca_pem) = azure::start_with_ca(args).await.unwrap();
+    let ca = std::env::temp_dir().join(format!("hsm-emulator-azure-node-{mode}-{}.pem", std::process::id()));
+    std::fs::write(&ca, ca_pem).unwrap();
+    let envs = vec![("NODE_EXTRA_CA_CERTS".to_string(), ca.display().to_string())];
+    let out =
+        crate::node::run(modules, "azure_keyvault.mjs", vec![running.url(), mode.to_string()], envs).await;
+    let _ = std::fs::remove_file(&ca);
+    assert!(out.contains("checks passed"), "{out}");
+    eprintln!("{}", out.trim());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_sdk_against_a_vault() {
+    node_sdk(Args::default(), "vault").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_sdk_against_a_managed_hsm() {
+    node_sdk(Args { managed_hsm: true, ..Args::default() }, "managed-hsm").await;
+}
+
+/// `--state` in-process: keys (RSA, EC, and oct-HSM on a Managed HSM), versions, tags and
+/// soft-deleted keys come back after a restart, and data made before opens after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_survive_a_restart() {
+    let dir = crate::state::TempDir::new("azure-state");
+    let state = hsm_emulator::state::StateArgs { state: Some(dir.join("state")), state_key: None };
+    let args = Args { managed_hsm: true, state: state.clone(), ..Args::default() };
+    let (running, ca_before) = azure::start_with_ca(args.clone()).await.unwrap();
+    let kv = Kv {
+        running,
+        tls: tokio_rustls::TlsConnector::from(Arc::new(client_config(&ca_before))),
+        server_name: ServerName::try_from("127.0.0.1").unwrap(),
+    };
+    let rsa = kv.create("rsa", json!({"kty": "RSA-HSM", "key_size": 2048, "tags": {"t": "1"}})).await;
+    let rsa_v1 = version_of(&rsa["key"]["kid"]);
+    kv.ok(Method::POST, "/keys/rsa/rotate", None).await;
+    let ec = kv.create("ec", json!({"kty": "EC-HSM", "crv": "P-256"})).await;
+    let aes = kv.create("aes", json!({"kty": "oct-HSM", "key_size": 256})).await;
+    let aes_v = version_of(&aes["key"]["kid"]);
+    let gcm = kv
+        .ok(
+            Method::POST,
+            &format!("/keys/aes/{aes_v}/encrypt"),
+            Some(json!({"alg": "A256GCM", "value": b64(b"sealed before"), "aad": b64(b"a")})),
+        )
+        .await;
+    let digest = sha256(b"signed before");
+    let ec_v = version_of(&ec["key"]["kid"]);
+    let sig = kv
+        .ok(
+            Method::POST,
+            &format!("/keys/ec/{ec_v}/sign"),
+            Some(json!({"alg": "ES256", "value": b64(&digest)})),
+        )
+        .await;
+    let wrapped = kv
+        .ok(
+            Method::POST,
+            &format!("/keys/rsa/{rsa_v1}/wrapkey"),
+            Some(json!({"alg": "RSA-OAEP-256", "value": b64(&[9u8; 32])})),
+        )
+        .await;
+    kv.create("gone", json!({"kty": "EC-HSM", "crv": "P-256"})).await;
+    kv.ok(Method::DELETE, "/keys/gone", None).await;
+    assert!(kv.running.shutdown(std::time::Duration::from_secs(5)).await);
+
+    // The handler (and its lock on the state) goes away with the server's tasks.
+    let mut kv = None;
+    for _ in 0..50 {
+        match azure::start_with_ca(args.clone()).await {
+            Ok((running, ca_pem)) => {
+                // The TLS identity is state too: clients keep trusting the same CA.
+                assert_eq!(ca_pem, ca_before);
+                kv = Some(Kv {
+                    running,
+                    tls: tokio_rustls::TlsConnector::from(Arc::new(client_config(&ca_pem))),
+                    server_name: ServerName::try_from("127.0.0.1").unwrap(),
+                });
+                break;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    let kv = kv.expect("the state is released after shutdown");
+    let versions = kv.ok(Method::GET, "/keys/rsa/versions", None).await;
+    assert_eq!(versions["value"].as_array().unwrap().len(), 2);
+    let got = kv.ok(Method::GET, &format!("/keys/rsa/{rsa_v1}"), None).await;
+    assert_eq!(got["key"]["n"], rsa["key"]["n"]);
+    assert_eq!(got["tags"]["t"], "1");
+    let unwrapped = kv
+        .ok(
+            Method::POST,
+            &format!("/keys/rsa/{rsa_v1}/unwrapkey"),
+            Some(json!({"alg": "RSA-OAEP-256", "value": wrapped["value"]})),
+        )
+        .await;
+    assert_eq!(unb64(&unwrapped["value"]), [9u8; 32]);
+    let opened = kv
+        .ok(
+            Method::POST,
+            &format!("/keys/aes/{aes_v}/decrypt"),
+            Some(json!({"alg": "A256GCM", "value": gcm["value"], "iv": gcm["iv"], "tag": gcm["tag"], "aad": b64(b"a")})),
+        )
+        .await;
+    assert_eq!(unb64(&opened["value"]), b"sealed before");
+    let verified = kv
+        .ok(
+            Method::POST,
+            &format!("/keys/ec/{ec_v}/verify"),
+            Some(json!({"alg": "ES256", "digest": b64(&digest), "value": sig["value"]})),
+        )
+        .await;
+    assert_eq!(verified["value"], true);
+    let deleted = kv.ok(Method::GET, "/deletedkeys/gone", None).await;
+    assert!(deleted["scheduledPurgeDate"].as_i64().is_some());
+}

@@ -30,7 +30,11 @@ impl Kms {
 
     /// One request; returns the HTTP status and the JSON body.
     async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        self.raw(method, path, &body.map(|b| b.to_string()).unwrap_or_default()).await
+    }
+
+    /// One request with `body` sent as given; returns the HTTP status and the JSON body.
+    async fn raw(&self, method: &str, path: &str, body: &str) -> (u16, Value) {
         let mut s = tokio::net::TcpStream::connect(self.addr).await.expect("connect");
         let head = format!(
             "{method} {path} HTTP/1.1\r\nhost: kms\r\ncontent-type: application/json\r\n\
@@ -812,4 +816,34 @@ async fn official_python_client() {
     assert!(out.status.success(), "gcp_kms.py failed:\n{text}");
     assert!(text.contains("gcp_kms.py: all checks passed"), "{text}");
     eprintln!("{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn official_node_client() {
+    let Some(modules) = crate::node::modules() else { return };
+    let kms = Kms::start().await;
+    let out = crate::node::run(modules, "gcp_kms.mjs", vec![format!("http://{}", kms.addr)], vec![]).await;
+    assert!(out.contains("gcp_kms.mjs: all checks passed"), "{out}");
+    eprintln!("{}", out.trim());
+}
+
+/// What Google's Node client (REST fallback) sends for an empty message: the JSON string `""`
+/// (createKeyRing without a keyRing, createCryptoKeyVersion with an empty version). Cloud KMS
+/// takes it as the empty message; so does the emulator. Anything else that is not an object
+/// stays a 400.
+#[tokio::test]
+async fn an_empty_message_may_come_as_an_empty_json_string() {
+    let kms = Kms::start().await;
+    let (status, v) = kms.raw("POST", &format!("/v1/{LOC}/keyRings?keyRingId=quoted"), "\"\"").await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["name"], format!("{LOC}/keyRings/quoted"));
+    let ring = format!("{LOC}/keyRings/quoted");
+    kms.key(&ring, "k", json!({"purpose": "ENCRYPT_DECRYPT"})).await;
+    let (status, v) = kms.raw("POST", &format!("/v1/{ring}/cryptoKeys/k/cryptoKeyVersions"), "\"\"").await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["name"], format!("{ring}/cryptoKeys/k/cryptoKeyVersions/2"));
+    for bad in ["\"x\"", "[]", "1", "{", "null x"] {
+        let (status, v) = kms.raw("POST", &format!("/v1/{LOC}/keyRings?keyRingId=bad"), bad).await;
+        assert_eq!((status, v["error"]["status"].as_str()), (400, Some("INVALID_ARGUMENT")), "{bad}: {v}");
+    }
 }

@@ -1,6 +1,9 @@
 //! Integration tests of hsm-emulator: one module per mode.
 
+mod all;
 mod aws;
 mod azure;
 mod gcp;
+mod node;
 mod server;
+mod state;
