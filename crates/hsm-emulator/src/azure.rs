@@ -178,6 +178,18 @@ fn tls(host: &str) -> io::Result<(String, rustls::ServerConfig)> {
 /// When the port cannot be bound, `--host` is not a valid DNS name, or the CA file cannot
 /// be written.
 pub async fn start_with_ca(args: Args) -> io::Result<(Running, String)> {
+    start_with_ca_wrapped(args, |h| h).await
+}
+
+/// [`start_with_ca`] with the request handler wrapped by `wrap` first (e.g. in
+/// [`faults::Faults`](crate::faults::Faults)).
+///
+/// # Errors
+/// As [`start_with_ca`].
+pub async fn start_with_ca_wrapped(
+    args: Args,
+    wrap: impl FnOnce(Arc<dyn crate::server::Handler>) -> Arc<dyn crate::server::Handler>,
+) -> io::Result<(Running, String)> {
     let host = args.host();
     let (ca_pem, config) = tls(&host)?;
     if let Some(path) = &args.ca_out {
@@ -191,7 +203,7 @@ pub async fn start_with_ca(args: Args) -> io::Result<(Running, String)> {
         token: args.token.clone(),
         throttle_every: args.throttle_every,
     });
-    let running = serve_https(args.port, Arc::new(emulator), Arc::new(config)).await?;
+    let running = serve_https(args.port, wrap(Arc::new(emulator)), Arc::new(config)).await?;
     Ok((running, ca_pem))
 }
 

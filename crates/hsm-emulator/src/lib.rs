@@ -19,5 +19,6 @@
 
 pub mod aws;
 pub mod azure;
+pub mod faults;
 pub mod gcp;
 pub mod server;
