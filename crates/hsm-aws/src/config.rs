@@ -384,12 +384,16 @@ impl AwsConfig {
                     .operation_timeout(self.operation_timeout)
                     .build(),
             )
-            .retry_config(
+            .retry_config(if self.max_attempts <= 1 {
+                // hsm-layers owns retries: the SDK's retries and its retry token bucket are off
+                // (the per-attempt timeout above stays).
+                RetryConfig::disabled()
+            } else {
                 RetryConfig::standard()
                     .with_max_attempts(self.max_attempts)
                     .with_initial_backoff(Duration::from_millis(100))
-                    .with_max_backoff(Duration::from_secs(2)),
-            );
+                    .with_max_backoff(Duration::from_secs(2))
+            });
         if let Some(r) = &self.region {
             loader = loader.region(Region::new(r.clone()));
         }

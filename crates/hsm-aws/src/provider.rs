@@ -844,9 +844,18 @@ impl Provider for AwsKmsProvider {
         if let Err(e) =
             self.client.create_alias().alias_name(alias(&req.name)).target_key_id(&key_id).send().await
         {
-            // Never leave an unnamed key behind.
-            self.drop_orphan(&key_id).await;
-            return Err(from_sdk("CreateAlias", Some(&req.name), e));
+            let err = from_sdk("CreateAlias", Some(&req.name), e);
+            if matches!(err, Error::Unavailable { .. } | Error::Timeout { .. }) {
+                // Ambiguous: KMS may have created the alias before the answer was lost, and
+                // deleting the key would then delete the named key. A retry (hsm-layers) finds
+                // the name taken and returns the key; if the alias was not made, one unnamed
+                // key is left, named in this warning.
+                tracing::warn!(key_id, error = %err, "CreateAlias failed ambiguously; keeping the new key");
+            } else {
+                // Never leave an unnamed key behind.
+                self.drop_orphan(&key_id).await;
+            }
+            return Err(err);
         }
         self.cache.forget(&req.name);
         Self::info_from(&req.name, &meta, &tags)

@@ -70,6 +70,16 @@ pub(crate) struct Cli {
     #[arg(long, global = true, value_name = "FILE")]
     pub(crate) config: Option<PathBuf>,
 
+    /// Bound on each operation, retries included (e.g. 10s, 500ms); overrides the
+    /// configuration's [timeout] operation / timeout=
+    #[arg(long, global = true, value_name = "DURATION")]
+    pub(crate) timeout: Option<String>,
+
+    /// Retries after the first attempt of each operation (0 to 20; 0 = never retry);
+    /// overrides the configuration's [retry] / retries=
+    #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=20))]
+    pub(crate) retries: Option<u32>,
+
     #[command(subcommand)]
     pub(crate) command: Command,
 }

@@ -22,7 +22,14 @@ pub(crate) async fn run(cli: Cli) -> Result<u8, Failure> {
     if let Command::Envelope(EnvelopeCommand::Inspect { file, output }) = &cli.command {
         return crate::envelope::inspect(file, output.output).await;
     }
-    let (client, envelope) = connect(cli.provider.as_deref(), cli.config.as_deref()).await?;
+    let timeout = match cli.timeout.as_deref() {
+        Some(t) => {
+            Some(hsm::settings::parse_duration("hsm", "--timeout", t, std::time::Duration::from_secs(3600))?)
+        }
+        None => None,
+    };
+    let (client, envelope) =
+        connect(cli.provider.as_deref(), cli.config.as_deref(), timeout, cli.retries).await?;
     match cli.command {
         Command::Envelope(EnvelopeCommand::Rewrap(a)) => {
             crate::envelope::rewrap(&client, &envelope, &a).await
@@ -147,6 +154,8 @@ pub(crate) async fn run(cli: Cli) -> Result<u8, Failure> {
 async fn connect(
     provider: Option<&str>,
     config: Option<&Path>,
+    timeout: Option<std::time::Duration>,
+    retries: Option<u32>,
 ) -> Result<(Client, hsm::EnvelopeConfig), Failure> {
     let config = if let Some(url) = provider {
         Config::from_url(url)
@@ -160,7 +169,8 @@ async fn connect(
         let home = hsm_home()?;
         Config::local(home.join("keystore")).with_passphrase_from_env(hsm::ENV_PASSPHRASE)?
     };
-    let mut config = config;
+    let layers = config.layers().clone().with_timeout(timeout).with_retries(retries);
+    let mut config = config.with_layers(layers);
     crate::pin::supply(&mut config)?;
     let envelope = config.envelope().clone();
     Ok((Client::connect(config).await?, envelope))

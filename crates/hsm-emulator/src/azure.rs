@@ -225,8 +225,20 @@ fn new_identity(host: &str) -> io::Result<Identity> {
 /// When the port cannot be bound, `--host` is not a valid DNS name, or the CA file cannot
 /// be written.
 pub async fn start_with_ca(args: Args) -> io::Result<(Running, String)> {
+    start_with_ca_wrapped(args, |h| h).await
+}
+
+/// [`start_with_ca`] with the request handler wrapped by `wrap` first (e.g. in
+/// [`faults::Faults`](crate::faults::Faults)).
+///
+/// # Errors
+/// As [`start_with_ca`].
+pub async fn start_with_ca_wrapped(
+    args: Args,
+    wrap: impl FnOnce(Arc<dyn crate::server::Handler>) -> Arc<dyn crate::server::Handler>,
+) -> io::Result<(Running, String)> {
     let state = args.state.open()?;
-    start_with_state(args, state).await
+    start_with_state_wrapped(args, state, wrap).await
 }
 
 /// [`start_with_ca`] with an already open state file (`all` mode shares one between the modes).
@@ -236,6 +248,14 @@ pub async fn start_with_ca(args: Args) -> io::Result<(Running, String)> {
 pub async fn start_with_state(
     args: Args,
     state: Option<Arc<crate::state::StateFile>>,
+) -> io::Result<(Running, String)> {
+    start_with_state_wrapped(args, state, |h| h).await
+}
+
+async fn start_with_state_wrapped(
+    args: Args,
+    state: Option<Arc<crate::state::StateFile>>,
+    wrap: impl FnOnce(Arc<dyn crate::server::Handler>) -> Arc<dyn crate::server::Handler>,
 ) -> io::Result<(Running, String)> {
     let host = args.host();
     // With --state the TLS identity is state too: clients trust the same CA after a restart.
@@ -269,7 +289,7 @@ pub async fn start_with_state(
         persist,
     )
     .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-    let running = serve_https(args.port, Arc::new(emulator), Arc::new(config)).await?;
+    let running = serve_https(args.port, wrap(Arc::new(emulator)), Arc::new(config)).await?;
     Ok((running, ca_pem))
 }
 

@@ -23,6 +23,7 @@
 pub mod all;
 pub mod aws;
 pub mod azure;
+pub mod faults;
 pub mod gcp;
 pub mod server;
 pub mod state;

@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use bytes::Bytes;
 use google_cloud_gax::exponential_backoff::ExponentialBackoffBuilder;
-use google_cloud_gax::retry_policy::{Aip194Strict, RetryPolicyExt as _};
+use google_cloud_gax::retry_policy::{Aip194Strict, NeverRetry, RetryPolicyExt as _};
 use google_cloud_kms_v1::client::KeyManagementService;
 use google_cloud_kms_v1::model::crypto_key::CryptoKeyPurpose;
 use google_cloud_kms_v1::model::crypto_key_version::{
@@ -216,21 +216,24 @@ impl GcpKmsProvider {
             .with_maximum_delay(Duration::from_secs(2))
             .build()
             .map_err(|e| Error::config(PROVIDER, format!("backoff policy: {e}")))?;
-        let client = b
-            .with_retry_policy(
+        let b = if cfg.max_attempts <= 1 {
+            // hsm-layers owns retries: the SDK never retries (the attempt timeout stays).
+            b.with_retry_policy(NeverRetry)
+        } else {
+            b.with_retry_policy(
                 Aip194Strict.with_attempt_limit(cfg.max_attempts).with_time_limit(cfg.operation_timeout),
             )
-            .with_backoff_policy(backoff)
-            .with_attempt_timeout(cfg.attempt_timeout)
-            .build()
-            .await
-            .map_err(|e| Error::Unauthenticated {
-                provider: PROVIDER,
-                message: format!(
-                    "cannot set up the Cloud KMS client: {e}; set GOOGLE_APPLICATION_CREDENTIALS or run \
+        };
+        let client =
+            b.with_backoff_policy(backoff).with_attempt_timeout(cfg.attempt_timeout).build().await.map_err(
+                |e| Error::Unauthenticated {
+                    provider: PROVIDER,
+                    message: format!(
+                        "cannot set up the Cloud KMS client: {e}; set GOOGLE_APPLICATION_CREDENTIALS or run \
                      `gcloud auth application-default login` (credentials=anonymous for emulators)"
-                ),
-            })?;
+                    ),
+                },
+            )?;
         Ok(Self::from_client(client, cfg.clone()))
     }
 

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use hsm_core::{Error, Provider, Result, Zeroizing};
 
 use crate::keyring::{EnvelopeConfig, EnvelopeSection};
+use crate::layers::{LayerConfig, LayerSettings};
 use serde::Deserialize;
 
 /// The provider name used in configuration errors.
@@ -57,6 +58,8 @@ pub struct Config {
     target: Target,
     passphrase: Option<Zeroizing<String>>,
     envelope: EnvelopeConfig,
+    /// Resilience layers (`crate::layers`).
+    layers: LayerSettings,
 }
 
 // One per configuration, made once per process: the size of the cloud variants does not matter.
@@ -259,6 +262,11 @@ struct FileConfig {
     pkcs11: Option<toml::Table>,
     /// `[envelope]` with `[[envelope.recipients]]`: more recipients for envelopes.
     envelope: Option<EnvelopeSection>,
+    /// `[retry]`, `[timeout]`, `[rate_limit]`, `[cache]`: the resilience layers.
+    retry: Option<toml::Table>,
+    timeout: Option<toml::Table>,
+    rate_limit: Option<toml::Table>,
+    cache: Option<toml::Table>,
 }
 
 /// `[pkcs11]`: the module, one token selector and at most one PIN source.
@@ -333,6 +341,7 @@ fn pkcs11_from_toml(origin: &str, table: Option<toml::Table>, base: Option<&Path
         target: Target::Pkcs11(Pkcs11Config::new(rel(module), token, pin)),
         passphrase: None,
         envelope: EnvelopeConfig::default(),
+        layers: LayerSettings::default(),
     })
 }
 
@@ -425,19 +434,34 @@ fn gcp_from_table(origin: &str, table: Option<toml::Table>) -> Result<Config> {
         Error::Config { message, .. } => Error::config(HSM, format!("{origin}: {message}")),
         e => e,
     })?;
-    Ok(Config { target: Target::Gcp(gcp), passphrase: None, envelope: EnvelopeConfig::default() })
+    Ok(Config {
+        target: Target::Gcp(gcp),
+        passphrase: None,
+        envelope: EnvelopeConfig::default(),
+        layers: LayerSettings::default(),
+    })
 }
 
 impl Config {
     /// The in-memory local provider: nothing is written anywhere and keys vanish with it.
     pub fn memory() -> Self {
-        Config { target: Target::Memory, passphrase: None, envelope: EnvelopeConfig::default() }
+        Config {
+            target: Target::Memory,
+            passphrase: None,
+            envelope: EnvelopeConfig::default(),
+            layers: LayerSettings::default(),
+        }
     }
 
     /// A local keystore file at `path` (created on first open), encrypted under a random
     /// master key in `<path>.key` unless a passphrase is set.
     pub fn local(path: impl Into<PathBuf>) -> Self {
-        Config { target: Target::Local(path.into()), passphrase: None, envelope: EnvelopeConfig::default() }
+        Config {
+            target: Target::Local(path.into()),
+            passphrase: None,
+            envelope: EnvelopeConfig::default(),
+            layers: LayerSettings::default(),
+        }
     }
 
     /// Encrypts the local keystore under a key derived (Argon2id) from `passphrase`.
@@ -467,6 +491,18 @@ impl Config {
     /// without a path or with a host, and for the cloud schemes whose backends are not
     /// built yet (naming the feature or backend that is missing).
     pub fn from_url(url: &str) -> Result<Self> {
+        // The layer parameters (`crate::layers`) are hsm's, not the backend's.
+        let scheme = split_scheme(url.trim()).map(|(s, _)| s);
+        if let Some(scheme @ ("aws-kms" | "azure-keyvault" | "gcp-kms" | "pkcs11")) = scheme.as_deref() {
+            let (rest, layers) = LayerSettings::take_from_url(url.trim(), scheme != "pkcs11")?;
+            let mut config = Self::from_url_plain(&rest)?;
+            config.layers = layers;
+            return Ok(config);
+        }
+        Self::from_url_plain(url)
+    }
+
+    fn from_url_plain(url: &str) -> Result<Self> {
         let url = url.trim();
         if url.is_empty() {
             return Err(Error::config(HSM, format!("the provider URL is empty; use one of: {URL_FORMS}")));
@@ -538,7 +574,12 @@ impl Config {
                     Error::Config { message, .. } => Error::config(HSM, message),
                     e => e,
                 })?;
-                Ok(Config { target: Target::Aws(aws), passphrase: None, envelope: EnvelopeConfig::default() })
+                Ok(Config {
+                    target: Target::Aws(aws),
+                    passphrase: None,
+                    envelope: EnvelopeConfig::default(),
+                    layers: LayerSettings::default(),
+                })
             }
             #[cfg(not(feature = "aws"))]
             "aws-kms" => Err(backend_missing("aws-kms")),
@@ -552,6 +593,7 @@ impl Config {
                     target: Target::Azure(azure),
                     passphrase: None,
                     envelope: EnvelopeConfig::default(),
+                    layers: LayerSettings::default(),
                 })
             }
             #[cfg(not(feature = "azure"))]
@@ -562,7 +604,12 @@ impl Config {
                     Error::Config { message, .. } => Error::config(HSM, message),
                     e => e,
                 })?;
-                Ok(Config { target: Target::Gcp(gcp), passphrase: None, envelope: EnvelopeConfig::default() })
+                Ok(Config {
+                    target: Target::Gcp(gcp),
+                    passphrase: None,
+                    envelope: EnvelopeConfig::default(),
+                    layers: LayerSettings::default(),
+                })
             }
             #[cfg(not(feature = "gcp"))]
             "gcp-kms" => Err(backend_missing("gcp-kms")),
@@ -576,6 +623,7 @@ impl Config {
                     target: Target::Pkcs11(c),
                     passphrase: None,
                     envelope: EnvelopeConfig::default(),
+                    layers: LayerSettings::default(),
                 })
             }
             #[cfg(not(feature = "pkcs11"))]
@@ -678,8 +726,16 @@ impl Config {
             Some(section) => EnvelopeConfig::from_section(origin, section)?,
             None => EnvelopeConfig::default(),
         };
+        let layers = LayerSettings::from_tables(
+            origin,
+            file.retry.take(),
+            file.timeout.take(),
+            file.rate_limit.take(),
+            file.cache.take(),
+        )?;
         let mut config = Self::parse_provider(origin, file, base, lookup)?;
         config.envelope = envelope;
+        config.layers.merge(layers);
         Ok(config)
     }
 
@@ -733,7 +789,12 @@ impl Config {
                     Some(var) => passphrase_from(lookup, var, true)?,
                     None => passphrase_from(lookup, ENV_PASSPHRASE, false)?,
                 };
-                Ok(Config { target: Target::Local(path), passphrase, envelope: EnvelopeConfig::default() })
+                Ok(Config {
+                    target: Target::Local(path),
+                    passphrase,
+                    envelope: EnvelopeConfig::default(),
+                    layers: LayerSettings::default(),
+                })
             }
             "aws-kms" => {
                 let query = section_query(origin, "aws", file.aws.unwrap_or_default())?;
@@ -756,6 +817,7 @@ impl Config {
                     target: Target::Azure(azure),
                     passphrase: None,
                     envelope: EnvelopeConfig::default(),
+                    layers: LayerSettings::default(),
                 })
             }
             #[cfg(not(feature = "azure"))]
@@ -908,6 +970,37 @@ impl Config {
     /// [`Error::Config`] when the `local` feature is off, or the keystore is corrupt or
     /// cannot be created; [`Error::Unauthenticated`] for a wrong passphrase.
     pub async fn open(&self) -> Result<Arc<dyn Provider>> {
+        let provider = self.open_unlayered().await?;
+        Ok(hsm_layers::layered(provider, &self.layer_config()))
+    }
+
+    /// The resilience layers [`open`](Self::open) applies: the provider's defaults
+    /// ([`LayerConfig::for_provider`]) with this configuration's `[retry]`, `[timeout]`,
+    /// `[rate_limit]`, `[cache]` or URL parameters applied (see `hsm::layers`).
+    pub fn layer_config(&self) -> LayerConfig {
+        self.layers.layer_config(self.provider_name())
+    }
+
+    /// The layer settings of this configuration.
+    pub fn layers(&self) -> &LayerSettings {
+        &self.layers
+    }
+
+    /// Replaces the layer settings (e.g. with `--timeout` and `--retries` applied).
+    #[must_use]
+    pub fn with_layers(mut self, layers: LayerSettings) -> Self {
+        self.layers = layers;
+        self
+    }
+
+    /// Opens the provider without the resilience layers. When the layers retry, the
+    /// vendor SDK's own retries are turned off here (its per-attempt timeouts stay).
+    ///
+    /// # Errors
+    /// As [`open`](Self::open).
+    pub async fn open_unlayered(&self) -> Result<Arc<dyn Provider>> {
+        #[cfg_attr(not(any(feature = "aws", feature = "azure", feature = "gcp")), allow(unused_variables))]
+        let layers_retry = self.layer_config().retries();
         #[cfg(feature = "pkcs11")]
         if let Target::Pkcs11(c) = &self.target {
             let c = c.clone();
@@ -925,15 +1018,18 @@ impl Config {
         }
         #[cfg(feature = "aws")]
         if let Target::Aws(c) = &self.target {
-            return Ok(Arc::new(hsm_aws::AwsKmsProvider::connect(c).await?));
+            let c = if layers_retry { c.clone().max_attempts(1) } else { c.clone() };
+            return Ok(Arc::new(hsm_aws::AwsKmsProvider::connect(&c).await?));
         }
         #[cfg(feature = "azure")]
         if let Target::Azure(c) = &self.target {
-            return Ok(Arc::new(hsm_azure::AzureKeyVaultProvider::connect(c)?));
+            let c = if layers_retry { c.clone().max_retries(0) } else { c.clone() };
+            return Ok(Arc::new(hsm_azure::AzureKeyVaultProvider::connect(&c)?));
         }
         #[cfg(feature = "gcp")]
         if let Target::Gcp(c) = &self.target {
-            return Ok(Arc::new(hsm_gcp::GcpKmsProvider::connect(c).await?));
+            let c = if layers_retry { c.clone().max_attempts(1) } else { c.clone() };
+            return Ok(Arc::new(hsm_gcp::GcpKmsProvider::connect(&c).await?));
         }
         #[cfg(feature = "local")]
         {

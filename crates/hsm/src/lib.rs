@@ -93,6 +93,7 @@ pub use hsm_signers as signers;
 mod client;
 mod config;
 mod keyring;
+pub mod layers;
 
 pub use client::Client;
 pub use config::{Config, ENV_CONFIG, ENV_PASSPHRASE, ENV_PROVIDER};
