@@ -112,6 +112,7 @@
 
 mod aes_kw;
 mod capabilities;
+mod fork;
 mod keystore;
 mod material;
 #[doc(hidden)]
