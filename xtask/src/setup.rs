@@ -95,10 +95,13 @@ impl Provisioned {
     }
 }
 
-/// The repository root (xtask lives in `<root>/xtask`).
+/// The repository root (xtask lives in `<root>/xtask`). `cargo run` names the manifest
+/// directory at run time; the compile-time one is only a fallback, since a build directory
+/// shared between checkouts can run a binary built in another one.
 pub(crate) fn root() -> PathBuf {
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest.parent().unwrap_or(manifest).to_path_buf()
+    let manifest = env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+    manifest.parent().map_or_else(|| manifest.clone(), Path::to_path_buf)
 }
 
 fn cache_dir(var: &str, default: &str) -> Result<PathBuf, String> {
