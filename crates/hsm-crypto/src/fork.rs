@@ -2,7 +2,7 @@
 //!
 //! [`generation`] changes in a child process right after `fork` (a `pthread_atfork` child
 //! handler increments it), so state drawn in the parent and inherited by the child (the GCM
-//! nonce batches of [`primitives`](crate::primitives)) can be told apart from state drawn in
+//! nonce batches of [`random_nonce`](crate::random_nonce)) can be told apart from state drawn in
 //! the child. Reading it is one atomic load; `getpid`, the alternative, is a system call on
 //! every check.
 //!
@@ -48,7 +48,7 @@ pub(crate) fn generation() -> u64 {
 
 #[cfg(all(test, unix))]
 mod tests {
-    use crate::primitives::{GCM_NONCE_LEN, random_nonce};
+    use crate::{GCM_NONCE_LEN, random_nonce};
 
     #[test]
     fn a_forked_child_never_hands_out_its_parents_nonces() {

@@ -1,12 +1,17 @@
-//! The cryptographic primitives behind [`LocalProvider`](crate::LocalProvider), as plain
-//! functions over aws-lc-rs key objects.
+//! hsm's software cryptography: the primitives behind `hsm-local`'s provider, the local
+//! verification and encryption of the cloud providers (`hsm-aws`, `hsm-gcp`) and the
+//! emulators (`hsm-emulator`), as plain functions over aws-lc-rs key objects.
 //!
-//! Exposed (hidden from the docs) so the Wycheproof vectors in this crate's tests exercise the
-//! exact code paths the provider uses. Not a stable API: use the [`Provider`](hsm_core::Provider)
-//! trait instead.
+//! A crate of its own so that using these primitives does not pull in the embedded provider's
+//! keystore (Argon2, file locking). `hsm-local` re-exports it as `hsm_local::primitives`, so
+//! the Wycheproof vectors in that crate's tests exercise the exact code paths the provider
+//! uses. Not a stable API for applications: use the [`Provider`](hsm_core::Provider) trait.
 //!
 //! Every failure is the opaque [`CryptoError`]; the provider turns it into
 //! `Error::DecryptionFailed` (decrypt, unwrap), `Ok(false)` (verify) or an internal error.
+
+mod aes_kw;
+mod fork;
 
 use std::fmt;
 
