@@ -7,12 +7,12 @@
 //! key left (the kit deletes every key it made, and nothing else).
 //!
 //! The `pkcs11` entry runs the kit against a throwaway SoftHSM2 token on tmpfs, created here
-//! with `softhsm2-util` (`.ci/run` installs the `softhsm2` package). Every case SoftHSM
+//! with `softhsm2-util` (`cargo xtask setup` installs the `softhsm2` package). Every case SoftHSM
 //! supports is declared and must pass; what it lacks is undeclared and shows as ignored
 //! with the reason. Without `softhsm2-util` the entry is left out, loudly.
 //!
 //! The `aws-moto` entry runs the kit against AWS KMS as emulated by moto: the moto server
-//! named by `HSM_MOTO_SERVER` (set by `.ci/run`) is started on a free port for the run and
+//! named by `HSM_MOTO_SERVER` (set by `cargo xtask ci`) is started on a free port for the run and
 //! killed afterwards. Cases that hit moto's known gaps are ignored with the gap as reason;
 //! without `HSM_MOTO_SERVER` every aws-moto case is ignored (never passed).
 //!
@@ -204,13 +204,15 @@ fn softhsm_token() -> Result<Option<(SoftHsm, Pkcs11Config)>, String> {
     if !SoftHsm::available() {
         // HSM_REQUIRE_SERVERS (set by `cargo xtask ci`): fail rather than skip.
         if std::env::var_os("HSM_REQUIRE_SERVERS").is_some_and(|v| !v.is_empty()) {
-            return Err("SoftHSM2 is not installed (apt-get install softhsm2; .ci/run installs it), \
+            return Err(
+                "SoftHSM2 is not installed (apt-get install softhsm2; `cargo xtask setup` installs it), \
                         and HSM_REQUIRE_SERVERS is set"
-                .into());
+                    .into(),
+            );
         }
         eprintln!(
             "\n*** hsm-tests: SoftHSM2 is not installed: the pkcs11 conformance entry is SKIPPED \
-             (apt-get install softhsm2; .ci/run installs it) ***\n"
+             (apt-get install softhsm2; `cargo xtask setup` installs it) ***\n"
         );
         return Ok(None);
     }

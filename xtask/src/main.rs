@@ -1,9 +1,14 @@
 //! Project automation, run as `cargo xtask <command>`.
 //!
-//! - `ci`: what CI runs: `cargo fmt --check`, `cargo clippy -D warnings` over every target,
-//!   then every test (unit, integration, conformance, CLI end-to-end, doc tests), with
-//!   `HSM_REQUIRE_SERVERS=1` so that a test whose server or SDK is missing fails instead of
-//!   skipping (`.ci/run` provides them all).
+//! - `ci`: the README's test command and what CI runs: `setup`, then `cargo fmt --check`,
+//!   `cargo clippy -D warnings` over every target, then every test (unit, integration,
+//!   conformance, CLI end-to-end, doc tests) with the provisioned paths (`HSM_PYTHON`,
+//!   `HSM_MOTO_SERVER`, `HSM_NODE_MODULES`) and `HSM_REQUIRE_SERVERS=1`, so that a test whose
+//!   server or SDK is missing fails instead of skipping. Variables already set win.
+//! - `setup`: provisions what the tests need when it is missing (see `setup.rs`): apt packages
+//!   when run as root (else the exact command to run, and a failure), the Python venv of
+//!   `.ci/requirements.txt` in `$HSM_VENV` (default `~/.cache/hsm-venv`), and `npm ci` of
+//!   `.ci/node` in `$HSM_NODE_DIR` (default `~/.cache/hsm-node`) when that directory exists.
 //! - `test`: only the tests.
 //! - `lint`: only fmt and clippy.
 //! - `bench`: the criterion benchmarks of hsm-local, then `openssl speed` on the same machine
@@ -19,8 +24,11 @@
 //! on the same machine are warm. Dependencies: std only.
 
 use std::env;
+use std::ffi::OsString;
 use std::process::{Command, ExitCode};
 use std::time::Instant;
+
+mod setup;
 
 fn cargo() -> Command {
     Command::new(env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
@@ -43,15 +51,23 @@ fn lint() -> Result<(), String> {
     step("clippy", clippy)
 }
 
-/// Runs every test. In CI (`require_servers`), tests that need an external server (moto,
-/// SoftHSM2, the venv's Python SDKs) fail when it is missing instead of skipping.
-fn test(require_servers: bool) -> Result<(), String> {
+/// Runs every test with `env` added (in CI: the provisioned paths and `HSM_REQUIRE_SERVERS=1`,
+/// so tests that need an external server or SDK fail when it is missing instead of skipping).
+fn test(env: &[(&'static str, OsString)]) -> Result<(), String> {
     let mut t = cargo();
     t.args(["test", "--workspace", "--locked"]);
-    if require_servers {
-        t.env(REQUIRE_SERVERS, "1");
+    for (k, v) in env {
+        eprintln!("xtask: {k}={}", v.to_string_lossy());
+        t.env(k, v);
     }
     step("test", t)
+}
+
+/// `setup`, lint, then the tests in the provisioned environment.
+fn ci() -> Result<(), String> {
+    let provisioned = setup::setup()?;
+    lint()?;
+    test(&provisioned.env())
 }
 
 /// The variable that turns "server missing: skipped" into a failure.
@@ -91,13 +107,25 @@ fn bench(extra: &[String]) -> Result<(), String> {
 
 fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
+    // Every path below (.ci/, benches/, the workspace) is relative to the repository root.
+    if let Err(e) = env::set_current_dir(setup::root()) {
+        eprintln!("xtask: cannot enter the repository root: {e}");
+        return ExitCode::FAILURE;
+    }
     let result = match args.first().map(String::as_str) {
-        Some("ci") => lint().and_then(|()| test(true)),
-        Some("test") => test(false),
+        Some("ci") => ci(),
+        Some("setup") => setup::setup().map(|p| {
+            for (k, v) in p.env() {
+                println!("export {k}='{}'", v.to_string_lossy());
+            }
+        }),
+        Some("test") => test(&[]),
         Some("lint") => lint(),
         Some("bench") => bench(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <ci|test|lint|bench [aws | envelope | keyring | criterion args]>");
+            eprintln!(
+                "usage: cargo xtask <ci|setup|test|lint|bench [aws | envelope | keyring | criterion args]>"
+            );
             return ExitCode::from(2);
         }
     };

@@ -1,6 +1,6 @@
 //! Starting a local [moto](https://github.com/getmoto/moto) server for tests.
 //!
-//! Test tooling (`.ci/run`) installs moto into a virtualenv and sets
+//! `cargo xtask setup` installs moto into a virtualenv and `cargo xtask ci` sets
 //! [`MOTO_ENV`] (`HSM_MOTO_SERVER`) to its `moto_server` executable. Tests call
 //! [`MotoServer::from_env`]: `None` means moto is not available and the tests must report
 //! themselves as ignored, never as passed. Under `cargo xtask ci` ([`REQUIRE_SERVERS_ENV`] set)

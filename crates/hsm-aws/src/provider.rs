@@ -1155,7 +1155,7 @@ impl Provider for AwsKmsProvider {
         check::signature_len(PROVIDER, &r.info, alg, signature.len())?;
         if self.verify == Verification::Local {
             let der = self.public_key_der(&r).await?;
-            return Ok(hsm_local::primitives::verify(r.info.spec, alg, &der, input, signature));
+            return Ok(hsm_crypto::verify(r.info.spec, alg, &der, input, signature));
         }
         let (message_type, message) = Self::sign_payload(alg, &input)?;
         let sent = self

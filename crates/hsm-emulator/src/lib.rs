@@ -1,5 +1,5 @@
 //! Wire-compatible local emulators of the cloud key-management services hsm talks to, with
-//! real cryptography from [`hsm_local`].
+//! real cryptography from [`hsm_crypto`].
 //!
 //! Each mode serves one vendor's protocol on 127.0.0.1 so that the vendor's own SDKs (Rust
 //! and Python) can be pointed at it:

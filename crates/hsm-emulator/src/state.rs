@@ -11,7 +11,7 @@
 //!
 //! Every change is written at once: the whole document to `PATH.tmp`, fsync, rename over
 //! `PATH`, fsync of the directory, so a crash leaves either the old or the new state. The
-//! cryptography is hsm-local's ([`hsm_local::primitives::AesGcmKey`]); the key file plays the
+//! cryptography is hsm-crypto's ([`hsm_crypto::AesGcmKey`]), as in hsm-local; the key file plays the
 //! part of hsm-local's key-file keystores. Keep the key file next to the state (or wherever
 //! `--state-key` points) and both out of version control: whoever has both has the keys.
 //!
@@ -22,7 +22,7 @@ use std::io::{self, Read as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use hsm_local::primitives::AesGcmKey;
+use hsm_crypto::AesGcmKey;
 use serde_json::{Map, Value};
 use zeroize::Zeroizing;
 

@@ -1,12 +1,12 @@
 //! The public-key operations Cloud KMS leaves to the client: RSA-OAEP encryption and
-//! signature verification with the version's public key, on hsm-local's primitives (the
+//! signature verification with the version's public key, on hsm-crypto's primitives (the
 //! same code the local provider and hsm-aws's local verification use).
 
 use aws_lc_rs::digest;
 use aws_lc_rs::rsa::PublicEncryptingKey;
 use base64::Engine as _;
 use hsm_core::{DigestAlgorithm, EncryptionAlgorithm, Error, KeySpec, Result, SignInput, SignatureAlgorithm};
-use hsm_local::primitives;
+use hsm_crypto as primitives;
 
 use crate::PROVIDER;
 

@@ -164,7 +164,7 @@ impl Cache {
             let pinned = KeyRef::new(key.name()).with_version(info.version.clone());
             match self.public(&pinned).await {
                 Ok(pk) => {
-                    return Ok(hsm_local::primitives::verify(pk.spec, alg, &pk.spki_der, input, signature));
+                    return Ok(hsm_crypto::verify(pk.spec, alg, &pk.spki_der, input, signature));
                 }
                 Err(Error::Unsupported { .. }) => {}
                 Err(e) => return Err(e),

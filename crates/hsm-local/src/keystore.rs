@@ -273,13 +273,87 @@ fn parent_dir(path: &Path) -> &Path {
     }
 }
 
+/// A temporary file of an interrupted write is removed by the next write once its process is
+/// gone or, where liveness cannot be told, once it is this old. Writes hold the lock, so a
+/// temporary file met under the lock belongs to no write in progress; the age and liveness
+/// rules only guard against a writer that does not honour the lock (a filesystem without
+/// advisory locks).
+const STALE_TEMP_AGE: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// The name of `path`'s temporary files: `.<name>.<pid>.<16 hex digits>.tmp`.
+fn temp_name(name: &str, pid: u32, suffix: u64) -> String {
+    format!(".{name}.{pid}.{suffix:016x}.tmp")
+}
+
+/// The pid in `file`'s name if it is one of `name`'s temporary files.
+fn temp_pid(name: &str, file: &str) -> Option<u32> {
+    let middle = file.strip_prefix('.')?.strip_prefix(name)?.strip_prefix('.')?.strip_suffix(".tmp")?;
+    let (pid, suffix) = middle.split_once('.')?;
+    let hex = suffix.len() == 16 && suffix.bytes().all(|b| b.is_ascii_hexdigit());
+    let digits = !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit());
+    if hex && digits { pid.parse().ok() } else { None }
+}
+
+/// Whether process `pid` is known to be gone. `false` where that cannot be told.
+fn process_gone(pid: u32) -> bool {
+    if pid == std::process::id() {
+        // Our own writes hold the lock, and the caller holds it now: none is in progress.
+        return true;
+    }
+    cfg!(target_os = "linux")
+        && Path::new("/proc/self").exists()
+        && !Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// Removes the temporary files that interrupted writes (a crash, `kill -9`) left beside
+/// `path`. Call with the lock held. Best effort: a failure is logged, never returned, since
+/// it does not affect the keystore. Returns how many were removed.
+pub(crate) fn remove_stale_temps(path: &Path) -> usize {
+    let dir = parent_dir(path);
+    let Some(name) = path.file_name().and_then(|n| n.to_str()) else { return 0 };
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) => {
+            tracing::debug!(dir = %dir.display(), error = %e, "cannot list the keystore directory");
+            return 0;
+        }
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let file = entry.file_name();
+        let Some(pid) = file.to_str().and_then(|f| temp_pid(name, f)) else { continue };
+        let old = entry
+            .metadata()
+            .ok()
+            .and_then(|m| m.modified().ok())
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age >= STALE_TEMP_AGE);
+        if !(old || process_gone(pid)) {
+            continue;
+        }
+        match fs::remove_file(entry.path()) {
+            Ok(()) => removed += 1,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::warn!(file = %entry.path().display(), error = %e, "cannot remove a stale keystore temporary file");
+            }
+        }
+    }
+    if removed > 0 {
+        tracing::debug!(removed, path = %path.display(), "removed temporary files of interrupted keystore writes");
+    }
+    removed
+}
+
 /// Writes `bytes` to `path` atomically: a temporary file in the same directory (mode 0600),
-/// fsync, rename over `path`, fsync of the directory.
+/// fsync, rename over `path`, fsync of the directory. Call with the lock held; temporary
+/// files of interrupted earlier writes are removed first.
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<fs::Metadata> {
+    remove_stale_temps(path);
     let dir = parent_dir(path);
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let suffix = u64::from_be_bytes(random::<8>()?);
-    let tmp = dir.join(format!(".{name}.{}.{suffix:016x}.tmp", std::process::id()));
+    let tmp = dir.join(temp_name(&name, std::process::id(), suffix));
     let result = (|| -> io::Result<fs::Metadata> {
         let mut f = private_options().write(true).create_new(true).open(&tmp)?;
         f.write_all(bytes)?;
@@ -624,6 +698,28 @@ mod tests {
         let d = Header::decode(Path::new("x"), &bytes).unwrap();
         assert!(d.source == h.source && d.salt == h.salt && d.kcv == h.kcv);
         assert_eq!(&bytes[..8], MAGIC);
+    }
+
+    #[test]
+    fn only_this_keystores_temporary_names_are_recognised() {
+        let name = "ks.hsm";
+        assert_eq!(temp_pid(name, &temp_name(name, 4242, 0xdead_beef)), Some(4242));
+        assert_eq!(temp_pid(name, ".ks.hsm.17.00000000000000ff.tmp"), Some(17));
+        for other in [
+            "ks.hsm",
+            ".ks.hsm.lock",
+            ".ks.hsm.17.00000000000000ff",
+            ".ks.hsm.17.ff.tmp",
+            ".ks.hsm.x7.00000000000000ff.tmp",
+            ".ks.hsm..00000000000000ff.tmp",
+            ".ks.hsm.1.17.00000000000000ff.tmp",
+            ".ks.hsm.17.00000000000000fg.tmp",
+            ".other.17.00000000000000ff.tmp",
+            &temp_name("ks.hsm.1", 17, 1),
+            &temp_name("ks", 17, 1),
+        ] {
+            assert_eq!(temp_pid(name, other), None, "{other}");
+        }
     }
 
     #[test]

@@ -110,12 +110,13 @@
 //! # let _ = store; Ok(()) }
 //! ```
 
-mod aes_kw;
 mod capabilities;
 mod keystore;
 mod material;
+/// The primitives, from [`hsm_crypto`] (kept under this path for the Wycheproof tests and
+/// existing users).
 #[doc(hidden)]
-pub mod primitives;
+pub use hsm_crypto as primitives;
 mod provider;
 mod state;
 

@@ -108,17 +108,23 @@ where
     }
 }
 
-/// A key version located for an operation, with the snapshot it lives in.
+/// A key version located for an operation, with the snapshot it lives in. Holds no copy of
+/// the name: the per-call path allocates only the result.
 struct Resolved {
     state: Arc<State>,
-    name: String,
     version: u32,
+    /// Whether `version` is the key's current one (whose name `info.version` already holds).
+    current: bool,
     info: Arc<KeyInfo>,
 }
 
 impl Resolved {
+    fn name(&self) -> &str {
+        &self.info.name
+    }
+
     fn record(&self) -> Result<&KeyRecord> {
-        self.state.keys.get(&self.name).ok_or_else(|| internal("key vanished from its snapshot"))
+        self.state.keys.get(self.name()).ok_or_else(|| internal("key vanished from its snapshot"))
     }
 
     fn version_record(&self) -> Result<&VersionRecord> {
@@ -130,7 +136,7 @@ impl Resolved {
     }
 
     fn version_string(&self) -> String {
-        self.version.to_string()
+        if self.current { self.info.version.clone() } else { self.version.to_string() }
     }
 }
 
@@ -288,7 +294,7 @@ impl LocalProvider {
             None => rec.current,
         };
         let info = rec.cached_info(name, || self.inner.native_id(name));
-        Ok(Resolved { state: state.clone(), name: name.to_owned(), version, info })
+        Ok(Resolved { current: version == rec.current, state: state.clone(), version, info })
     }
 
     async fn resolve_ref(&self, key: &KeyRef) -> Result<Resolved> {
@@ -390,7 +396,7 @@ impl Provider for LocalProvider {
     async fn rotate_key(&self, key: &KeyRef) -> Result<KeyInfo> {
         let r = self.resolve_ref(key).await?;
         if r.info.state == KeyState::PendingDeletion {
-            return Err(pending(&r.name));
+            return Err(pending(r.name()));
         }
         let (spec, usage) = (r.info.spec, r.info.usage);
         let material = Self::new_material(spec, usage).await?;
@@ -487,12 +493,12 @@ impl Provider for LocalProvider {
         if r.info.spec.is_symmetric() {
             return Err(Error::invalid_input(
                 PROVIDER,
-                format!("key '{}' is a {} key, which has no public key", r.name, r.info.spec),
+                format!("key '{}' is a {} key, which has no public key", r.name(), r.info.spec),
             ));
         }
         let p = r.parsed()?;
         let spki = p.spki().ok_or_else(|| internal("asymmetric key without a public key"))?;
-        Ok(PublicKey::new(r.name.clone(), r.version_string(), r.info.spec, spki.to_vec()))
+        Ok(PublicKey::new(r.name().to_owned(), r.version_string(), r.info.spec, spki.to_vec()))
     }
 
     async fn encrypt(
@@ -511,7 +517,7 @@ impl Provider for LocalProvider {
             _ => Err(CryptoError),
         }
         .map_err(crypto_failed("encryption"))?;
-        Ok(Ciphertext::new(r.name.clone(), r.version_string(), alg, payload))
+        Ok(Ciphertext::new(r.name().to_owned(), r.version_string(), alg, payload))
     }
 
     async fn decrypt(
@@ -546,7 +552,7 @@ impl Provider for LocalProvider {
             _ => Err(CryptoError),
         }
         .map_err(crypto_failed("signing"))?;
-        Ok(Signature::new(r.name.clone(), r.version_string(), alg, sig))
+        Ok(Signature::new(r.name().to_owned(), r.version_string(), alg, sig))
     }
 
     async fn verify(
@@ -584,7 +590,7 @@ impl Provider for LocalProvider {
             _ => Err(CryptoError),
         }
         .map_err(crypto_failed("key wrapping"))?;
-        Ok(WrappedKey::new(r.name.clone(), r.version_string(), alg, payload))
+        Ok(WrappedKey::new(r.name().to_owned(), r.version_string(), alg, payload))
     }
 
     async fn unwrap_key(&self, key: &KeyRef, wrapped: &WrappedKey) -> Result<Zeroizing<Vec<u8>>> {
@@ -613,7 +619,7 @@ impl Provider for LocalProvider {
         let p = r.parsed()?;
         let Parsed::Hmac(k) = &*p else { return Err(internal("HMAC key without an HMAC key object")) };
         let tag = aws_lc_rs::hmac::sign(k, message);
-        Ok(MacTag::new(r.name.clone(), r.version_string(), alg, tag.as_ref().to_vec()))
+        Ok(MacTag::new(r.name().to_owned(), r.version_string(), alg, tag.as_ref().to_vec()))
     }
 
     async fn verify_mac(&self, key: &KeyRef, alg: MacAlgorithm, message: &[u8], tag: &[u8]) -> Result<bool> {

@@ -168,8 +168,8 @@ fn range_decrypts_a_slice_of_a_file() {
     assert_eq!(usage.code, 2, "{}", usage.stderr);
 }
 
-/// On a terminal (a pseudo-terminal from util-linux `script`), encrypting a file of known
-/// size draws a progress bar on stderr; the output is the same envelope format.
+/// On a terminal (a pseudo-terminal from util-linux `script`, `TERM=xterm`), encrypting a file
+/// of known size draws a progress bar on stderr; the output is the same envelope format.
 #[test]
 fn a_progress_bar_is_drawn_only_on_a_terminal() {
     if !crate::harness::have(Command::new("script").arg("--version").output().is_ok(), "script (util-linux)")
@@ -182,6 +182,9 @@ fn a_progress_bar_is_drawn_only_on_a_terminal() {
     let out = Command::new("script")
         .args(["-qec", &cmd, "/dev/null"])
         .current_dir(hsm.home.path())
+        // A terminal that can draw: without TERM (a bare `env -i`, many CI runners) indicatif
+        // treats the pseudo-terminal as dumb and rightly draws nothing.
+        .env("TERM", "xterm")
         .env("HSM_HOME", hsm.home.path())
         .env_remove("HSM_PROVIDER")
         .env_remove("HSM_CONFIG")

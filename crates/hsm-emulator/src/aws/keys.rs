@@ -1,5 +1,5 @@
 //! Key specs, algorithms and key material of the AWS emulator, with the cryptography from
-//! [`hsm_local::primitives`] and aws-lc-rs.
+//! [`hsm_crypto`] and aws-lc-rs.
 
 use std::fmt;
 use std::sync::Arc;
@@ -9,7 +9,7 @@ use aws_lc_rs::hmac;
 use aws_lc_rs::rsa::{KeySize, PrivateDecryptingKey, PublicEncryptingKey};
 use aws_lc_rs::signature::{EcdsaKeyPair, Ed25519KeyPair, KeyPair as _, RsaKeyPair};
 use hsm_core::{EncryptionAlgorithm, KeySpec as HsmSpec, SignInput, SignatureAlgorithm};
-use hsm_local::primitives::{self, AesGcmKey};
+use hsm_crypto::{self as primitives, AesGcmKey};
 use zeroize::Zeroizing;
 
 use super::KmsError;

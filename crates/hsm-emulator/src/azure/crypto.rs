@@ -1,5 +1,5 @@
 //! Key material of the Key Vault emulator and the operations Key Vault performs with it, on
-//! aws-lc-rs (through `hsm_local::primitives` where it has the exact primitive).
+//! aws-lc-rs (through `hsm_crypto` where it has the exact primitive).
 //!
 //! Wire formats are Key Vault's, not hsm's: ECDSA signatures are raw `r ‖ s`, AES-GCM returns
 //! the ciphertext, IV and tag separately, AES key wrap is RFC 3394 / RFC 5649.
@@ -16,7 +16,7 @@ use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der};
 use aws_lc_rs::rsa::{KeySize, PrivateDecryptingKey, PublicEncryptingKey};
 use aws_lc_rs::signature::{self, EcdsaKeyPair, KeyPair as _, ParsedPublicKey, RsaKeyPair};
 use hsm_core::{EncryptionAlgorithm, KeySpec, SignInput, SignatureAlgorithm};
-use hsm_local::primitives;
+use hsm_crypto as primitives;
 use zeroize::Zeroizing;
 
 /// A failure of a cryptographic operation, already phrased for the client (never carrying key

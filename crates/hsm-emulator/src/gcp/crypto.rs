@@ -1,5 +1,5 @@
 //! Key material of one crypto key version and the operations Cloud KMS performs with it, on
-//! aws-lc-rs (through hsm-local's primitives where they fit).
+//! aws-lc-rs (through hsm-crypto's primitives where they fit).
 
 use std::fmt;
 
@@ -11,7 +11,7 @@ use aws_lc_rs::rsa::{
     OaepPrivateDecryptingKey, PrivateDecryptingKey,
 };
 use aws_lc_rs::signature::{self, EcdsaKeyPair, Ed25519KeyPair, KeyPair as _, RsaKeyPair};
-use hsm_local::primitives::{AesGcmKey, CryptoError, GCM_NONCE_LEN, GCM_TAG_LEN};
+use hsm_crypto::{AesGcmKey, CryptoError, GCM_NONCE_LEN, GCM_TAG_LEN};
 use zeroize::Zeroizing;
 
 use super::model::{Curve, Hash, Kind};

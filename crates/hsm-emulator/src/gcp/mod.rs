@@ -1,5 +1,5 @@
 //! `hsm-emulator gcp`: the Google Cloud KMS v1 REST API on 127.0.0.1 over plain HTTP, with real
-//! cryptography (aws-lc-rs, through hsm-local's primitives) and state in memory.
+//! cryptography (aws-lc-rs, through hsm-crypto's primitives) and state in memory.
 //!
 //! Point the official clients at it with an endpoint override and anonymous credentials:
 //! Python `KeyManagementServiceClient(transport="rest", credentials=AnonymousCredentials(),

@@ -14,7 +14,9 @@ fn python() -> Option<String> {
     match std::env::var("HSM_PYTHON") {
         Ok(p) if !p.is_empty() => Some(p),
         _ if std::env::var_os("HSM_REQUIRE_SERVERS").is_some() => {
-            panic!("HSM_PYTHON is not set; it must name the venv python with google-cloud-kms (see .ci/run)")
+            panic!(
+                "HSM_PYTHON is not set; it must name the venv python with google-cloud-kms (`cargo xtask setup` provisions it)"
+            )
         }
         _ => None,
     }

@@ -240,8 +240,9 @@ fn names_are_unique_and_listed() -> Result<(), Failed> {
 fn main() -> ExitCode {
     let args = Arguments::from_args();
     if !SoftHsm::available() {
-        let why =
-            format!("softhsm2-util or {MODULE} is missing (apt-get install softhsm2; .ci/run installs it)");
+        let why = format!(
+            "softhsm2-util or {MODULE} is missing (apt-get install softhsm2; `cargo xtask setup` installs it)"
+        );
         if servers_required() {
             eprintln!("hsm-pkcs11 integration tests: {why}, and HSM_REQUIRE_SERVERS is set");
             return ExitCode::FAILURE;

@@ -3,7 +3,8 @@
 //! `aws_lc_rs::key_wrap` only offers AES-128 and AES-256 key-encryption keys, and hsm supports
 //! AES-192 as well, so this module calls the same AWS-LC functions (`AES_wrap_key`,
 //! `AES_unwrap_key`, `AES_wrap_key_padded`, `AES_unwrap_key_padded`) directly through
-//! `aws-lc-sys`, the crate aws-lc-rs itself links. This is the only `unsafe` code in hsm-local.
+//! `aws-lc-sys`, the crate aws-lc-rs itself links. With `fork.rs` (one `pthread_atfork` call), the only
+//! `unsafe` code in hsm-crypto.
 //!
 //! Every call is bounded: output buffers are sized from the input length before the call and
 //! AWS-LC never writes past `max_out` (padded) or `in_len ± 8` (unpadded); the expanded key
@@ -18,7 +19,7 @@ use aws_lc_sys::{
 };
 use zeroize::{Zeroize, Zeroizing};
 
-use crate::primitives::CryptoError;
+use crate::CryptoError;
 
 /// The longest input accepted (AWS-LC limits unpadded wrap to `INT_MAX - 8` bytes; we stay far below).
 const MAX_INPUT: usize = 1 << 30;

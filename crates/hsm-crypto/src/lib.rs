@@ -1,12 +1,17 @@
-//! The cryptographic primitives behind [`LocalProvider`](crate::LocalProvider), as plain
-//! functions over aws-lc-rs key objects.
+//! hsm's software cryptography: the primitives behind `hsm-local`'s provider, the local
+//! verification and encryption of the cloud providers (`hsm-aws`, `hsm-gcp`) and the
+//! emulators (`hsm-emulator`), as plain functions over aws-lc-rs key objects.
 //!
-//! Exposed (hidden from the docs) so the Wycheproof vectors in this crate's tests exercise the
-//! exact code paths the provider uses. Not a stable API: use the [`Provider`](hsm_core::Provider)
-//! trait instead.
+//! A crate of its own so that using these primitives does not pull in the embedded provider's
+//! keystore (Argon2, file locking). `hsm-local` re-exports it as `hsm_local::primitives`, so
+//! the Wycheproof vectors in that crate's tests exercise the exact code paths the provider
+//! uses. Not a stable API for applications: use the [`Provider`](hsm_core::Provider) trait.
 //!
 //! Every failure is the opaque [`CryptoError`]; the provider turns it into
 //! `Error::DecryptionFailed` (decrypt, unwrap), `Ok(false)` (verify) or an internal error.
+
+mod aes_kw;
+mod fork;
 
 use std::fmt;
 
@@ -53,6 +58,51 @@ pub const GCM_NONCE_LEN: usize = 12;
 /// Tag length of AES-GCM payloads.
 pub const GCM_TAG_LEN: usize = 16;
 
+/// How many GCM nonces one call to the random generator draws.
+const NONCE_BATCH: usize = 64;
+
+/// Random GCM nonces drawn from AWS-LC's DRBG [`NONCE_BATCH`] at a time, handed out once each.
+struct NonceBatch {
+    /// The [`fork::generation`](crate::fork::generation) that drew them: a forked child must
+    /// not hand out its parent's nonces.
+    generation: u64,
+    /// The next unused nonce; `NONCE_BATCH` when none is left.
+    next: usize,
+    bytes: [u8; NONCE_BATCH * GCM_NONCE_LEN],
+}
+
+thread_local! {
+    static NONCES: std::cell::RefCell<NonceBatch> = const {
+        std::cell::RefCell::new(NonceBatch { generation: 0, next: NONCE_BATCH, bytes: [0; NONCE_BATCH * GCM_NONCE_LEN] })
+    };
+}
+
+/// A uniformly random 96-bit nonce from AWS-LC's DRBG (`RAND_bytes`), never handed out twice.
+///
+/// A `RAND_bytes` call has a fixed cost (on x86-64 it also reads RDRAND for prediction
+/// resistance, which is slow on some CPUs) far above that of 12 more bytes, so nonces are
+/// drawn 64 at a time per thread: the same DRBG output a call per nonce would return, without
+/// the per-call cost. Each batch is tied to the process that drew it (checked with one atomic
+/// load, see `fork.rs`); after a `fork` the child draws its own, so parent and child never
+/// share a nonce.
+///
+/// # Errors
+/// [`CryptoError`] if the random generator fails.
+pub fn random_nonce() -> Result<[u8; GCM_NONCE_LEN], CryptoError> {
+    let generation = crate::fork::generation();
+    NONCES.with_borrow_mut(|b| {
+        if b.next >= NONCE_BATCH || b.generation != generation {
+            aws_lc_rs::rand::fill(&mut b.bytes)?;
+            (b.generation, b.next) = (generation, 0);
+        }
+        let mut nonce = [0u8; GCM_NONCE_LEN];
+        let at = b.next * GCM_NONCE_LEN;
+        nonce.copy_from_slice(&b.bytes[at..at + GCM_NONCE_LEN]);
+        b.next += 1;
+        Ok(nonce)
+    })
+}
+
 /// An AES-GCM key (128, 192 or 256 bits) producing `nonce (12) ‖ ciphertext ‖ tag (16)`.
 pub struct AesGcmKey(LessSafeKey);
 
@@ -77,14 +127,12 @@ impl AesGcmKey {
         Ok(AesGcmKey(LessSafeKey::new(UnboundKey::new(alg, raw)?)))
     }
 
-    /// Encrypts under a fresh random 96-bit nonce from AWS-LC's DRBG.
+    /// Encrypts under a fresh random 96-bit nonce from AWS-LC's DRBG ([`random_nonce`]).
     ///
     /// # Errors
     /// [`CryptoError`] if the random generator or the cipher fails.
     pub fn seal(&self, plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>, CryptoError> {
-        let mut nonce = [0u8; GCM_NONCE_LEN];
-        aws_lc_rs::rand::fill(&mut nonce)?;
-        self.seal_with_nonce(&nonce, plaintext, aad)
+        self.seal_with_nonce(&random_nonce()?, plaintext, aad)
     }
 
     /// Encrypts under a caller-chosen nonce (tests only: reusing a nonce breaks GCM).
@@ -348,6 +396,19 @@ mod tests {
         }
         assert!(k.open(&ct[..27], b"aad").is_err());
         assert!(AesGcmKey::new(&[0; 20]).is_err());
+    }
+
+    #[test]
+    fn nonces_are_never_handed_out_twice_across_batches_and_threads() {
+        let draw = || (0..10 * NONCE_BATCH + 3).map(|_| random_nonce().unwrap()).collect::<Vec<_>>();
+        let other = std::thread::spawn(draw);
+        let mut all = draw();
+        all.extend(other.join().unwrap());
+        let n = all.len();
+        all.sort_unstable();
+        all.dedup();
+        assert_eq!(all.len(), n, "every nonce is distinct");
+        assert!(all.iter().all(|x| x != &[0; GCM_NONCE_LEN]));
     }
 
     #[test]
