@@ -11,8 +11,8 @@ use aws_sdk_kms::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_kms::error::ProvideErrorMetadata;
 use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types::{
-    DataKeySpec, EncryptionAlgorithmSpec, KeySpec, KeyState, KeyUsageType, MessageType, SigningAlgorithmSpec,
-    Tag,
+    DataKeySpec, EncryptionAlgorithmSpec, KeyMetadata, KeySpec, KeyState, KeyUsageType, MessageType,
+    SigningAlgorithmSpec, Tag,
 };
 use base64::Engine as _;
 use hsm_core::{EncryptionAlgorithm, KeyRef, Provider as _, SignInput, SignatureAlgorithm};
@@ -32,6 +32,11 @@ fn client_with(running: &Running, key_id: &str, secret: &str, region: &str) -> C
         .retry_config(aws_sdk_kms::config::retry::RetryConfig::disabled())
         .build();
     Client::from_conf(conf)
+}
+
+/// Creates a key with the SDK and returns its metadata.
+pub(crate) async fn create_key(kms: &Client, spec: KeySpec, usage: KeyUsageType) -> KeyMetadata {
+    kms.create_key().key_spec(spec).key_usage(usage).send().await.unwrap().key_metadata.unwrap()
 }
 
 fn client(running: &Running) -> Client {
@@ -180,16 +185,7 @@ async fn usage_and_input_errors() {
     let kms = client(&running);
     let sym = kms.create_key().send().await.unwrap().key_metadata.unwrap().key_id;
     let other = kms.create_key().send().await.unwrap().key_metadata.unwrap().key_id;
-    let ec = kms
-        .create_key()
-        .key_spec(KeySpec::EccNistP256)
-        .key_usage(KeyUsageType::SignVerify)
-        .send()
-        .await
-        .unwrap()
-        .key_metadata
-        .unwrap()
-        .key_id;
+    let ec = create_key(&kms, KeySpec::EccNistP256, KeyUsageType::SignVerify).await.key_id;
     // Asymmetric keys must name a usage that fits (the default ENCRYPT_DECRYPT does not for EC).
     assert_eq!(code(kms.create_key().key_spec(KeySpec::EccNistP256).send().await), "ValidationException");
     let e = kms.create_key().key_spec(KeySpec::Hmac256).key_usage(KeyUsageType::SignVerify).send().await;
@@ -274,16 +270,7 @@ async fn usage_and_input_errors() {
 async fn digests_are_signed_as_given_and_rotation_keeps_old_ciphertexts() {
     let running = emulator().await;
     let kms = client(&running);
-    let rsa = kms
-        .create_key()
-        .key_spec(KeySpec::Rsa2048)
-        .key_usage(KeyUsageType::SignVerify)
-        .send()
-        .await
-        .unwrap()
-        .key_metadata
-        .unwrap()
-        .key_id;
+    let rsa = create_key(&kms, KeySpec::Rsa2048, KeyUsageType::SignVerify).await.key_id;
     let msg = b"message to sign";
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, msg);
     for alg in [SigningAlgorithmSpec::RsassaPssSha256, SigningAlgorithmSpec::RsassaPkcs1V15Sha256] {
@@ -339,16 +326,7 @@ async fn digests_are_signed_as_given_and_rotation_keeps_old_ciphertexts() {
     assert_eq!(pt.as_ref(), dk.plaintext.unwrap().as_ref());
     assert_eq!(pt.as_ref().len(), 16);
 
-    let rsa_enc = kms
-        .create_key()
-        .key_spec(KeySpec::Rsa3072)
-        .key_usage(KeyUsageType::EncryptDecrypt)
-        .send()
-        .await
-        .unwrap()
-        .key_metadata
-        .unwrap()
-        .key_id;
+    let rsa_enc = create_key(&kms, KeySpec::Rsa3072, KeyUsageType::EncryptDecrypt).await.key_id;
     let ct = kms
         .encrypt()
         .key_id(&rsa_enc)
@@ -564,15 +542,7 @@ fn the_binary_serves_and_says_where() {
 async fn ed25519_keys_sign_raw_messages() {
     let running = emulator().await;
     let kms = client(&running);
-    let meta = kms
-        .create_key()
-        .key_spec(KeySpec::EccNistEdwards25519)
-        .key_usage(KeyUsageType::SignVerify)
-        .send()
-        .await
-        .unwrap()
-        .key_metadata
-        .unwrap();
+    let meta = create_key(&kms, KeySpec::EccNistEdwards25519, KeyUsageType::SignVerify).await;
     let id = meta.key_id().to_owned();
     let spki = kms.get_public_key().key_id(&id).send().await.unwrap().public_key.unwrap();
     let sig = kms

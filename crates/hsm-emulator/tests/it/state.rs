@@ -16,6 +16,8 @@ use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
+use crate::aws::create_key;
+
 /// A fresh directory under the system temporary directory, removed on drop.
 pub(crate) struct TempDir(pub(crate) PathBuf);
 
@@ -124,33 +126,9 @@ async fn aws_keys_survive_a_restart() {
     // A rotation: the ciphertext above names the old material, which must survive too.
     c.rotate_key_on_demand().key_id(sym.key_id()).send().await.unwrap();
     let ct2 = c.encrypt().key_id(sym.key_id()).plaintext(Blob::new("after rotation")).send().await.unwrap();
-    let ec = c
-        .create_key()
-        .key_spec(KeySpec::EccNistP256)
-        .key_usage(KeyUsageType::SignVerify)
-        .send()
-        .await
-        .unwrap()
-        .key_metadata
-        .unwrap();
-    let rsa = c
-        .create_key()
-        .key_spec(KeySpec::Rsa2048)
-        .key_usage(KeyUsageType::SignVerify)
-        .send()
-        .await
-        .unwrap()
-        .key_metadata
-        .unwrap();
-    let hmac = c
-        .create_key()
-        .key_spec(KeySpec::Hmac256)
-        .key_usage(KeyUsageType::GenerateVerifyMac)
-        .send()
-        .await
-        .unwrap()
-        .key_metadata
-        .unwrap();
+    let ec = create_key(&c, KeySpec::EccNistP256, KeyUsageType::SignVerify).await;
+    let rsa = create_key(&c, KeySpec::Rsa2048, KeyUsageType::SignVerify).await;
+    let hmac = create_key(&c, KeySpec::Hmac256, KeyUsageType::GenerateVerifyMac).await;
     let sign = |id: &str, alg: SigningAlgorithmSpec| {
         c.sign()
             .key_id(id)
