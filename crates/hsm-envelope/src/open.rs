@@ -219,6 +219,7 @@ impl Opener {
         R: AsyncRead + Unpin + Send,
         W: AsyncWrite + Unpin + Send,
     {
+        // A header read elsewhere (with `inspect`) may list more recipients than allowed here.
         if header.recipients.len() > self.max_recipients {
             return Err(header::bad_format(format!(
                 "it lists {} recipients, more than the {} allowed",
@@ -280,13 +281,7 @@ impl Opener {
             self.body(from, &header, &mut input, &mut *out, body).await?;
             return Ok(out);
         }
-        if header.recipients.len() > self.max_recipients {
-            return Err(header::bad_format(format!(
-                "it lists {} recipients, more than the {} allowed",
-                header.recipients.len(),
-                self.max_recipients
-            )));
-        }
+        // header::read already refused more recipients than allowed.
         let cipher = self.unlock_header(from, &header).await?;
         let n = pipeline::open_slice(&cipher, header.segment_size, input, &mut out)?;
         self.progress.add(n);
