@@ -8,7 +8,7 @@
 //! | [`Cache`] | key metadata and public keys with a TTL, single-flight misses; optional local verification |
 //! | [`Timeout`] | a deadline per call of what it wraps → [`Error::Timeout`] |
 //! | [`Retry`] | exponential backoff with full jitter, `Retry-After`, deadline, retry budget |
-//! | [`RateLimit`] | GCRA per quota class at ~80 % of the vendor's quota, adaptive (AIMD) |
+//! | [`RateLimit`] | GCRA per quota class at ~80 % of the vendor's quota, adaptive (cut to 70 % of the accepted rate on a throttle, cubic regrowth) |
 //! | [`Concurrency`] | at most N calls in flight (bounds blocking PKCS#11 calls) |
 //!
 //! [`layered`] stacks them, outermost first: `Observe → Cache → Timeout(operation) → Retry →

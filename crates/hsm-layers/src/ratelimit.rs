@@ -1,4 +1,5 @@
-//! [`RateLimit`]: client-side GCRA rate limiting per quota class, adaptive (AIMD).
+//! [`RateLimit`]: client-side GCRA rate limiting per quota class, adaptive (multiplicative
+//! decrease to the accepted rate, cubic growth).
 
 use std::fmt;
 use std::num::NonZeroU32;
@@ -35,10 +36,15 @@ pub struct RateLimitConfig {
     pub rates: [Option<f64>; 5],
     /// Burst allowance in seconds' worth of the rate (default 0.1 s, at least one request).
     pub burst: Duration,
-    /// Cut the rate by [`decrease`](Self::decrease) on `Throttled` and recover by 5 % of the
-    /// configured rate per second without throttling (default on).
+    /// Adapt the rate to what the service accepts (default on): on `Throttled`, cut it to
+    /// [`decrease`](Self::decrease) times the rate requests were succeeding at (or the
+    /// current rate, when fewer than 10 succeeded in the last second), at most once per
+    /// 500 ms; without throttling, grow back along a cubic curve (as TCP CUBIC and the AWS
+    /// SDKs' adaptive mode do): quickly at first, slowly near the rate of the last throttle,
+    /// then probing above it, never past the configured rate. Several processes sharing one
+    /// quota converge on shares of it.
     pub adaptive: bool,
-    /// Factor applied to the rate on throttling (default 0.7), at most once per 500 ms.
+    /// Factor applied on throttling (default 0.7).
     pub decrease: f64,
     /// The adaptive rate never drops below this fraction of the configured rate (default 0.05).
     pub floor: f64,
@@ -119,11 +125,49 @@ struct ClassState {
     rate: f64,
     limiter: Arc<Limiter>,
     last_change: Instant,
+    /// The rate cut from at the last throttle, and when (the cubic curve's origin).
+    w_max: f64,
+    cut_at: Option<Instant>,
+    /// Successes counted in the current and the previous half-second.
+    window_start: Instant,
+    ok_now: u32,
+    ok_before: u32,
+}
+
+/// CUBIC's scaling constant (requests/s per s³), as in the AWS SDKs' adaptive retry mode.
+const CUBIC_C: f64 = 0.4;
+/// Throttles closer together than this cut the rate once.
+const CUT_COOLDOWN: Duration = Duration::from_millis(500);
+/// The rate grows at most this often (each change rebuilds the limiter).
+const GROW_EVERY: Duration = Duration::from_millis(250);
+
+impl ClassState {
+    fn count_success(&mut self) {
+        let half = Duration::from_millis(500);
+        let since = self.window_start.elapsed();
+        if since >= 2 * half {
+            (self.ok_before, self.ok_now, self.window_start) = (0, 0, Instant::now());
+        } else if since >= half {
+            (self.ok_before, self.ok_now, self.window_start) = (self.ok_now, 0, self.window_start + half);
+        }
+        self.ok_now = self.ok_now.saturating_add(1);
+    }
+
+    /// Successes per second over the last 0.5–1 s, when there were enough to tell.
+    fn measured(&self) -> Option<f64> {
+        let span = 0.5 + self.window_start.elapsed().as_secs_f64().min(0.5);
+        let n = self.ok_now + self.ok_before;
+        (self.window_start.elapsed() < Duration::from_secs(1) && n >= 10).then(|| f64::from(n) / span)
+    }
 }
 
 struct Class {
     configured: f64,
     state: Mutex<ClassState>,
+    /// Waiting callers take turns in arrival order (tokio's mutex is fair), so every caller
+    /// waits about as long as the queue ahead of it takes: no caller starves while others
+    /// that came later win the race for a freed slot.
+    turn: tokio::sync::Mutex<()>,
 }
 
 /// The rate-limit layer; see [`RateLimitConfig`].
@@ -157,10 +201,16 @@ impl RateLimit {
         let classes = QuotaClass::ALL.map(|c| {
             config.rates[c.index()].map(|rate| Class {
                 configured: rate,
+                turn: tokio::sync::Mutex::new(()),
                 state: Mutex::new(ClassState {
                     rate,
                     limiter: limiter(rate, config.burst, &clock),
                     last_change: Instant::now(),
+                    w_max: rate,
+                    cut_at: None,
+                    window_start: Instant::now(),
+                    ok_now: 0,
+                    ok_before: 0,
                 }),
             })
         });
@@ -175,6 +225,7 @@ impl RateLimit {
     async fn acquire(&self, class: QuotaClass) {
         let Some(c) = &self.classes[class.index()] else { return };
         let started = Instant::now();
+        let _turn = c.turn.lock().await;
         loop {
             let lim = c.state.lock().unwrap_or_else(|p| p.into_inner()).limiter.clone();
             match lim.check() {
@@ -193,17 +244,30 @@ impl RateLimit {
         }
         let Some(c) = &self.classes[class.index()] else { return };
         let mut s = c.state.lock().unwrap_or_else(|p| p.into_inner());
-        let since = s.last_change.elapsed();
+        let floor = c.configured * self.config.floor;
         let new_rate = match result {
-            Err(Error::Throttled { .. }) if since >= Duration::from_millis(500) => {
-                (s.rate * self.config.decrease).max(c.configured * self.config.floor)
+            Err(Error::Throttled { .. }) if s.cut_at.is_none_or(|t| t.elapsed() >= CUT_COOLDOWN) => {
+                // What the service was accepting is the best estimate of its limit.
+                let base = s.measured().map_or(s.rate, |m| m.min(s.rate));
+                s.w_max = base;
+                s.cut_at = Some(Instant::now());
+                (base * self.config.decrease).max(floor)
             }
-            Ok(_) if s.rate < c.configured && since >= Duration::from_secs(1) => {
-                (s.rate + c.configured * 0.05).min(c.configured)
+            Ok(_) => {
+                s.count_success();
+                let Some(cut_at) = s.cut_at else { return };
+                if s.rate >= c.configured || s.last_change.elapsed() < GROW_EVERY {
+                    return;
+                }
+                // W(t) = C (t − K)³ + W_max, K = ∛(W_max (1 − β) / C): back at W_max after K s.
+                let t = cut_at.elapsed().as_secs_f64();
+                let k = (s.w_max * (1.0 - self.config.decrease) / CUBIC_C).cbrt();
+                (CUBIC_C * (t - k).powi(3) + s.w_max).clamp(floor, c.configured)
             }
             _ => return,
         };
-        if (new_rate - s.rate).abs() > f64::EPSILON {
+        let reaches_cap = new_rate >= c.configured && s.rate < c.configured;
+        if (new_rate - s.rate).abs() > s.rate * 1e-3 || reaches_cap {
             s.rate = new_rate;
             s.limiter = limiter(new_rate, self.config.burst, &self.clock);
             s.last_change = Instant::now();

@@ -247,16 +247,48 @@ async fn the_rate_limit_paces_requests_and_backs_off_on_throttling() {
         p.get_key(&key).await.unwrap();
     }
     assert!(started.elapsed() < Duration::from_millis(10));
-    // Throttled: multiplicative decrease, then slow additive recovery.
+    // Throttled after an idle second (no measured rate): cut to 70 % of the current rate,
+    // then cubic regrowth: C (t − K)³ + W_max with K = ∛(100 × 0.3 / 0.4) ≈ 4.22 s.
     tokio::time::sleep(Duration::from_secs(1)).await;
     flaky.fail_next(throttled(None));
     assert!(p.encrypt(&key, EncryptionAlgorithm::AesGcm, b"x", None).await.is_err());
     let cut = p.current_rate(QuotaClass::Symmetric).unwrap();
     assert!((cut - 70.0).abs() < 1e-6, "{cut}");
+    // A second throttle within 500 ms (a request that was in flight) does not cut again.
+    flaky.fail_next(throttled(None));
+    assert!(p.encrypt(&key, EncryptionAlgorithm::AesGcm, b"x", None).await.is_err());
+    assert!((p.current_rate(QuotaClass::Symmetric).unwrap() - 70.0).abs() < 1e-6);
+    let cubic = |t: f64| 0.4 * (t - 75f64.cbrt()).powi(3) + 100.0;
     tokio::time::sleep(Duration::from_secs(1)).await;
     p.encrypt(&key, EncryptionAlgorithm::AesGcm, b"x", None).await.unwrap();
-    let recovered = p.current_rate(QuotaClass::Symmetric).unwrap();
-    assert!((recovered - 75.0).abs() < 1e-6, "{recovered}");
+    let one = p.current_rate(QuotaClass::Symmetric).unwrap();
+    assert!((one - cubic(1.0)).abs() < 0.5, "{one} vs {}", cubic(1.0));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    p.encrypt(&key, EncryptionAlgorithm::AesGcm, b"x", None).await.unwrap();
+    let four = p.current_rate(QuotaClass::Symmetric).unwrap();
+    assert!(four > one && (four - cubic(4.0)).abs() < 0.5, "{four} vs {}", cubic(4.0));
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    p.encrypt(&key, EncryptionAlgorithm::AesGcm, b"x", None).await.unwrap();
+    assert_eq!(p.current_rate(QuotaClass::Symmetric), Some(100.0), "never past the configured rate");
+}
+
+/// Under a steady stream, a throttle cuts to 70 % of the rate requests were succeeding at,
+/// not of a configured rate far above it.
+#[tokio::test(start_paused = true)]
+async fn a_throttle_cuts_to_the_rate_the_service_accepted() {
+    let flaky = Flaky::new();
+    let key = aes_key(&flaky, "k").await;
+    let config = RateLimitConfig::unlimited().with_rate(QuotaClass::Symmetric, Some(500.0));
+    let p = RateLimit::new(flaky.clone(), config);
+    // 50 requests a second for two seconds, far under the limit of 500.
+    for _ in 0..100 {
+        p.encrypt(&key, EncryptionAlgorithm::AesGcm, b"x", None).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    flaky.fail_next(throttled(None));
+    assert!(p.encrypt(&key, EncryptionAlgorithm::AesGcm, b"x", None).await.is_err());
+    let cut = p.current_rate(QuotaClass::Symmetric).unwrap();
+    assert!((30.0..40.0).contains(&cut), "cut to 70 % of ~50/s, not of 500/s: {cut}");
 }
 
 #[test]
