@@ -33,6 +33,12 @@
 //! as ignored, undeclared. `gcp-emulator-alt` runs the kit again with the other configurable
 //! choices (RSA PKCS#1 signing, RSA-OAEP-SHA1 encryption, raw AES-256-GCM keys).
 //!
+//! The `*-layered` entries (`memory-layered`, `pkcs11-layered`, `aws-emulator-layered`,
+//! `azure-mhsm-layered`, `gcp-emulator-layered`) run the kit again with the provider under
+//! hsm's resilience layers (retries, timeouts, the concurrency bound, the metadata and
+//! public-key cache, observability; the SDK's own retries off): the layers must change no
+//! answer.
+//!
 //! `cargo test -p hsm-tests --test conformance -- --list` lists the cases;
 //! `cargo test -p hsm-tests --test conformance -- memory::errors::` runs one group on one store.
 
@@ -146,7 +152,13 @@ type Emulators = Arc<std::sync::Mutex<Vec<(hsm_emulator::server::Running, tempfi
 
 /// Adds an entry running the kit against hsm-azure and an in-process Key Vault emulator
 /// (Managed HSM mode when `managed_hsm`), started by the factory on the runner's runtime.
-fn azure_entry(runner: Runner, label: &'static str, managed_hsm: bool, keep: Emulators) -> Runner {
+fn azure_entry(
+    runner: Runner,
+    label: &'static str,
+    managed_hsm: bool,
+    layers: bool,
+    keep: Emulators,
+) -> Runner {
     let factory = move || async move {
         let fail = |e: std::io::Error| hsm_core::Error::config("azure-keyvault", format!("emulator: {e}"));
         let args = hsm_emulator::azure::Args { managed_hsm, ..Default::default() };
@@ -159,9 +171,14 @@ fn azure_entry(runner: Runner, label: &'static str, managed_hsm: bool, keep: Emu
             .with_token("conformance");
         let provider = hsm_azure::AzureKeyVaultProvider::connect(&config)?;
         keep.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push((running, ca));
-        Ok::<_, hsm_core::Error>(Arc::new(provider))
+        Ok::<_, hsm_core::Error>(with_layers(Arc::new(provider), layers))
     };
-    runner.provider(label, factory, Options::new().key_prefix(if managed_hsm { "mhsm" } else { "kv" }))
+    let prefix = match (managed_hsm, layers) {
+        (true, false) => "mhsm",
+        (true, true) => "mhsml",
+        (false, _) => "kv",
+    };
+    runner.provider(label, factory, Options::new().key_prefix(prefix))
 }
 
 /// The gcp-emulator entry: the emulator is started by the factory, on the runner's runtime,
@@ -170,6 +187,7 @@ fn gcp_entry(
     runner: Runner,
     label: &str,
     alternatives: bool,
+    layers: bool,
     slot: Arc<std::sync::Mutex<Vec<Running>>>,
 ) -> Runner {
     let factory = move || async move {
@@ -193,9 +211,15 @@ fn gcp_entry(
             cfg
         };
         slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(emu);
-        hsm_gcp::GcpKmsProvider::connect(&cfg).await.map(Arc::new)
+        let provider = hsm_gcp::GcpKmsProvider::connect(&cfg).await?;
+        Ok::<_, hsm_core::Error>(with_layers(Arc::new(provider), layers))
     };
-    runner.provider(label, factory, Options::new().key_prefix(if alternatives { "gcpalt" } else { "gcp" }))
+    let prefix = match (alternatives, layers) {
+        (true, _) => "gcpalt",
+        (false, false) => "gcp",
+        (false, true) => "gcpl",
+    };
+    runner.provider(label, factory, Options::new().key_prefix(prefix))
 }
 
 /// A throwaway SoftHSM2 token; `None` when SoftHSM is not installed. Sets `SOFTHSM2_CONF`,
@@ -231,8 +255,33 @@ fn softhsm_token() -> Result<Option<(SoftHsm, Pkcs11Config)>, String> {
 /// Adds the pkcs11 entry when there is a SoftHSM token.
 fn pkcs11_entry(runner: Runner, cfg: Option<Pkcs11Config>) -> Runner {
     let Some(cfg) = cfg else { return runner };
-    let options = Options::new().key_prefix("p11");
-    runner.provider("pkcs11", move || async move { Pkcs11Provider::connect(&cfg).map(Arc::new) }, options)
+    let layered = cfg.clone();
+    runner
+        .provider(
+            "pkcs11",
+            move || async move { Pkcs11Provider::connect(&cfg).map(Arc::new) },
+            Options::new().key_prefix("p11"),
+        )
+        .provider(
+            "pkcs11-layered",
+            move || async move { Pkcs11Provider::connect(&layered).map(|p| with_layers(Arc::new(p), true)) },
+            Options::new().key_prefix("p11l"),
+        )
+}
+
+/// The `*-layered` entries: the provider under every layer `hsm::Config` applies to cloud
+/// and PKCS#11 providers (retries, timeouts, concurrency bound, metadata and public-key
+/// cache, observability) must answer exactly as the provider alone. Rate limits, which
+/// only pace requests, are left out so the kit runs at full speed.
+fn with_layers(p: Arc<dyn hsm_core::Provider>, on: bool) -> Arc<dyn hsm_core::Provider> {
+    if !on {
+        return p;
+    }
+    let mut config = hsm_layers::LayerConfig::for_provider(p.name());
+    config.rate_limit = None;
+    config.cache = Some(config.cache.unwrap_or_default());
+    config.concurrency = Some(config.concurrency.unwrap_or(16));
+    hsm_layers::layered(p, &config)
 }
 
 fn main() -> ExitCode {
@@ -300,17 +349,25 @@ fn main() -> ExitCode {
         )
         .operation_timeout(std::time::Duration::from_secs(60));
     let emulator_local_config = emulator_config.clone();
+    let emulator_layered_config = emulator_config.clone();
 
     let (p, l) = (plain.clone(), locked.clone());
     let emulators = Emulators::default();
     let gcp_emulators = Arc::new(std::sync::Mutex::new(Vec::new()));
     let runner = pkcs11_entry(Runner::new(), softhsm.as_ref().map(|(_, cfg)| cfg.clone()));
-    let runner = azure_entry(runner, "azure-vault", false, emulators.clone());
-    let runner = azure_entry(runner, "azure-mhsm", true, emulators.clone());
-    let runner = gcp_entry(runner, "gcp-emulator", false, gcp_emulators.clone());
-    let runner = gcp_entry(runner, "gcp-emulator-alt", true, gcp_emulators.clone());
+    let runner = azure_entry(runner, "azure-vault", false, false, emulators.clone());
+    let runner = azure_entry(runner, "azure-mhsm", true, false, emulators.clone());
+    let runner = azure_entry(runner, "azure-mhsm-layered", true, true, emulators.clone());
+    let runner = gcp_entry(runner, "gcp-emulator", false, false, gcp_emulators.clone());
+    let runner = gcp_entry(runner, "gcp-emulator-alt", true, false, gcp_emulators.clone());
+    let runner = gcp_entry(runner, "gcp-emulator-layered", false, true, gcp_emulators.clone());
     let conclusion = runner
         .provider("memory", || async { Arc::new(LocalProvider::in_memory()) }, Options::new())
+        .provider(
+            "memory-layered",
+            || async { with_layers(Arc::new(LocalProvider::in_memory()), true) },
+            Options::new(),
+        )
         .provider("file", move || async move { LocalProvider::open(&p, None).map(Arc::new) }, Options::new())
         .provider(
             "file-passphrase",
@@ -326,6 +383,14 @@ fn main() -> ExitCode {
             "aws-emulator",
             move || async move { hsm_aws::AwsKmsProvider::connect(&emulator_config).await.map(Arc::new) },
             aws_limits(Options::new().key_prefix("aws")),
+        )
+        .provider(
+            "aws-emulator-layered",
+            move || async move {
+                let cfg = emulator_layered_config.max_attempts(1);
+                hsm_aws::AwsKmsProvider::connect(&cfg).await.map(|p| with_layers(Arc::new(p), true))
+            },
+            aws_limits(Options::new().key_prefix("awsl")),
         )
         // Signatures checked locally with the cached public key must get the service's answers.
         .provider(
