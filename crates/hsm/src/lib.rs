@@ -90,14 +90,17 @@ pub use hsm_envelope as envelope;
 #[cfg(feature = "signers")]
 pub use hsm_signers as signers;
 
+mod builtin;
 mod client;
 mod config;
 mod keyring;
 pub mod layers;
+pub mod registry;
 
 pub use client::Client;
 pub use config::{Config, ENV_CONFIG, ENV_PASSPHRASE, ENV_PROVIDER};
 pub use keyring::{EnvelopeConfig, RecipientConfig};
+pub use registry::{Registry, register_scheme};
 
 /// The README's Rust examples, compiled as doc tests so they cannot drift from the API.
 #[cfg(doctest)]
