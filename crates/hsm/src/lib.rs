@@ -59,10 +59,19 @@
 //! context, streams in constant memory on every core, and opens byte ranges
 //! ([`Client::encrypt_envelope`], [`envelope::Sealer`], [`envelope::Opener`]).
 //!
+//! ## Configuration
+//!
+//! [`Config`] selects a provider from a URL, a TOML file or the environment. Each provider
+//! crate parses its own URL and TOML table; [`registry`] maps a URL scheme or
+//! `provider = "…"` to it.
+//!
 //! ## Your own provider
 //!
 //! Implement [`Provider`] and hand it to [`Client::from_provider`]; run the
-//! `hsm-conformance` kit against it.
+//! `hsm-conformance` kit against it. To configure it like the built-in providers (a URL, a
+//! TOML table, `HSM_PROVIDER`, envelope recipients, your own build of the `hsm` CLI with
+//! `hsm_cli::main`), implement [`registry::Scheme`] and [`registry::ProviderSettings`] and
+//! call [`register_scheme`] at start-up: see [`registry`].
 
 pub use hsm_core::*;
 
