@@ -21,6 +21,8 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 pub const DEFAULT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default time allowed for one operation, retries included.
 pub const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long key metadata is reused by default (see [`AzureConfig::metadata_ttl`]).
+pub const DEFAULT_METADATA_TTL: Duration = Duration::from_secs(30);
 /// Default number of retries after the first attempt (connection failures, 408, 429, 5xx).
 pub const DEFAULT_MAX_RETRIES: u32 = 2;
 /// Default soft-delete retention of a vault, in days (Key Vault's own default).
@@ -129,6 +131,7 @@ pub struct AzureConfig {
     operation_timeout: Duration,
     max_retries: u32,
     retention_days: u32,
+    metadata_ttl: Duration,
 }
 
 impl fmt::Debug for AzureConfig {
@@ -262,6 +265,7 @@ impl AzureConfig {
             operation_timeout: DEFAULT_OPERATION_TIMEOUT,
             max_retries: DEFAULT_MAX_RETRIES,
             retention_days: DEFAULT_RETENTION_DAYS,
+            metadata_ttl: DEFAULT_METADATA_TTL,
         }
     }
 
@@ -318,6 +322,7 @@ impl AzureConfig {
     /// | `timeout=30s`, `connect_timeout=3s`, `attempt_timeout=10s` | timeouts (seconds or `ms`) |
     /// | `max_retries=2` | retries after the first attempt (0 to 10) |
     /// | `retention_days=90` | the vault's soft-delete retention (7 to 90), i.e. the deletion window |
+    /// | `metadata_ttl=30s` | how long a key's metadata is reused between calls (`0`: read before every call; see [`metadata_ttl`](Self::metadata_ttl)) |
     ///
     /// Credentials never go in the URL.
     ///
@@ -400,6 +405,8 @@ impl AzureConfig {
                     }
                 }
                 "timeout" => cfg.operation_timeout = parse_duration(&key, value)?,
+                "metadata_ttl" if matches!(value, "0" | "0s" | "0ms") => cfg.metadata_ttl = Duration::ZERO,
+                "metadata_ttl" => cfg.metadata_ttl = parse_duration(&key, value)?,
                 "connect_timeout" => cfg.connect_timeout = parse_duration(&key, value)?,
                 "attempt_timeout" => cfg.attempt_timeout = parse_duration(&key, value)?,
                 "max_retries" => {
@@ -432,7 +439,7 @@ impl AzureConfig {
                     return Err(config_err(format!(
                         "azure-keyvault URL '{url}' has unknown parameter '{other}'; known: ca, kind, \
                          protection, credential, timeout, connect_timeout, attempt_timeout, max_retries, \
-                         retention_days"
+                         retention_days, metadata_ttl"
                     )));
                 }
             }
@@ -507,6 +514,24 @@ impl AzureConfig {
     pub fn operation_timeout(mut self, timeout: Duration) -> Self {
         self.operation_timeout = timeout;
         self
+    }
+
+    /// How long a key's metadata (its version and public parts) is reused between calls, so
+    /// that a data-plane call costs one request instead of two (default
+    /// [`DEFAULT_METADATA_TTL`]; `Duration::ZERO` reads it before every call).
+    ///
+    /// Only enabled keys are remembered; a key changed through this provider is read again
+    /// at once, and so is a key Key Vault answers 403 or 404 for. A rotation or disable made
+    /// elsewhere is seen within `ttl`.
+    #[must_use]
+    pub fn metadata_ttl(mut self, ttl: Duration) -> Self {
+        self.metadata_ttl = ttl;
+        self
+    }
+
+    /// How long key metadata is reused; see [`metadata_ttl`](Self::metadata_ttl).
+    pub fn metadata_cache_ttl(&self) -> Duration {
+        self.metadata_ttl
     }
 
     /// Bounds opening a connection (default 3 s).

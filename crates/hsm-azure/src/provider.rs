@@ -25,7 +25,8 @@ use hsm_core::{
 
 use crate::PROVIDER;
 use crate::config::{
-    AzureConfig, DEFAULT_OPERATION_TIMEOUT, DEFAULT_RETENTION_DAYS, KeyProtection, VaultKind,
+    AzureConfig, DEFAULT_METADATA_TTL, DEFAULT_OPERATION_TIMEOUT, DEFAULT_RETENTION_DAYS, KeyProtection,
+    VaultKind,
 };
 use crate::error::{from_azure, status_of};
 use crate::mapping::{self, azure_capabilities};
@@ -57,6 +58,47 @@ pub struct AzureKeyVaultProvider {
     timeout: Duration,
     retention_days: u32,
     caps: Capabilities,
+    metadata: Arc<MetadataCache>,
+}
+
+/// Resolved keys by name and pinned version (`None`: the current one), with when they were
+/// read; see [`AzureConfig::metadata_ttl`].
+struct MetadataCache {
+    ttl: Duration,
+    entries: std::sync::Mutex<HashMap<CacheKey, (Arc<Resolved>, std::time::Instant)>>,
+}
+
+/// A key name and the version pinned (`None`: the current one).
+type CacheKey = (String, Option<String>);
+
+impl MetadataCache {
+    fn new(ttl: Duration) -> Self {
+        MetadataCache { ttl, entries: std::sync::Mutex::new(HashMap::new()) }
+    }
+
+    fn entries(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<CacheKey, (Arc<Resolved>, std::time::Instant)>> {
+        // A panic while holding the lock leaves only a map of plain data behind.
+        self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn get(&self, key: &KeyRef) -> Option<Arc<Resolved>> {
+        let k = (key.name().to_owned(), key.version().map(str::to_owned));
+        self.entries().get(&k).filter(|(_, at)| at.elapsed() < self.ttl).map(|(r, _)| r.clone())
+    }
+
+    fn put(&self, key: &KeyRef, r: Arc<Resolved>) {
+        if !self.ttl.is_zero() {
+            let k = (key.name().to_owned(), key.version().map(str::to_owned));
+            self.entries().insert(k, (r, std::time::Instant::now()));
+        }
+    }
+
+    /// Forgets every version of a key.
+    fn forget(&self, name: &str) {
+        self.entries().retain(|(n, _), _| n != name);
+    }
 }
 
 impl fmt::Debug for AzureKeyVaultProvider {
@@ -70,6 +112,7 @@ impl fmt::Debug for AzureKeyVaultProvider {
 }
 
 /// A key as resolved for one call: its metadata, the exact version, and the JWK.
+#[derive(Clone)]
 struct Resolved {
     info: KeyInfo,
     /// The version asked for (or the current one).
@@ -194,6 +237,7 @@ impl AzureKeyVaultProvider {
         p.timeout = config.timeout();
         p.retention_days = config.retention();
         p.caps = azure_capabilities(p.kind, p.retention_days);
+        p.metadata = Arc::new(MetadataCache::new(config.metadata_cache_ttl()));
         Ok(p)
     }
 
@@ -207,6 +251,7 @@ impl AzureKeyVaultProvider {
             timeout: DEFAULT_OPERATION_TIMEOUT,
             retention_days: DEFAULT_RETENTION_DAYS,
             caps: azure_capabilities(kind, DEFAULT_RETENTION_DAYS),
+            metadata: Arc::new(MetadataCache::new(DEFAULT_METADATA_TTL)),
         }
     }
 
@@ -244,7 +289,32 @@ impl AzureKeyVaultProvider {
         key: &str,
         fut: impl Future<Output = azure_core::Result<Response<T>>>,
     ) -> Result<T> {
-        self.send(op, fut).await?.map_err(|e| from_azure(op, Some(key), e))
+        self.send(op, fut).await?.map_err(|e| self.failed(op, key, e))
+    }
+
+    /// Maps an SDK error of a call about key `name`, dropping its cached metadata when Key
+    /// Vault says it no longer holds (the key is gone, or disabled: 403).
+    fn failed(&self, op: &str, name: &str, e: azure_core::Error) -> Error {
+        let e = from_azure(op, Some(name), e);
+        if matches!(e, Error::NotFound { .. } | Error::KeyUnusable { .. } | Error::PermissionDenied { .. }) {
+            self.metadata.forget(name);
+        }
+        e
+    }
+
+    /// [`resolve`](Self::resolve) for data-plane calls: reuses a key read within the metadata
+    /// TTL, and remembers enabled keys.
+    async fn resolve_cached(&self, key: &KeyRef) -> Result<Resolved> {
+        if let Some(r) = self.metadata.get(key) {
+            return Ok(Resolved::clone(&r));
+        }
+        let r = self.resolve(key, false).await?;
+        // Only usable keys are kept: a refusal made from a remembered "disabled" would
+        // outlive the key being enabled again elsewhere.
+        if r.info.state == KeyState::Enabled {
+            self.metadata.put(key, Arc::new(r.clone()));
+        }
+        Ok(r)
     }
 
     fn content<T>(op: &str, body: T) -> Result<azure_core::http::RequestContent<T>>
@@ -420,6 +490,7 @@ impl AzureKeyVaultProvider {
     /// `NotFound` when no deleted key has this name; `Timeout` when the recovery does not
     /// finish within the operation timeout.
     pub async fn recover_deleted_key(&self, name: &str) -> Result<KeyInfo> {
+        self.metadata.forget(name);
         check_name(name)?;
         self.call("RecoverDeletedKey", name, self.client.recover_deleted_key(name, None)).await?;
         // Recovery is asynchronous on the real service: poll until the key is back.
@@ -447,6 +518,7 @@ impl AzureKeyVaultProvider {
     /// `NotFound` when no deleted key has this name; `PermissionDenied` when purging is not
     /// allowed.
     pub async fn purge_deleted_key(&self, name: &str) -> Result<()> {
+        self.metadata.forget(name);
         check_name(name)?;
         self.timed("PurgeDeletedKey", self.client.purge_deleted_key(name, None))
             .await?
@@ -532,7 +604,7 @@ impl AzureKeyVaultProvider {
         match self.key_operation(op, r, body).await? {
             Ok(out) => Ok(Zeroizing::new(out.result.unwrap_or_default())),
             Err(e) if status_of(&e) == Some(400) => Err(Error::DecryptionFailed { provider: PROVIDER }),
-            Err(e) => Err(from_azure(op, Some(&r.info.name), e)),
+            Err(e) => Err(self.failed(op, &r.info.name, e)),
         }
     }
 }
@@ -548,6 +620,7 @@ impl Provider for AzureKeyVaultProvider {
     }
 
     async fn create_key(&self, req: CreateKey) -> Result<KeyInfo> {
+        self.metadata.forget(&req.name);
         if req.spec.family() == KeyFamily::Aes && self.kind == VaultKind::Vault {
             req.validate(PROVIDER)?;
             return Err(Error::unsupported(
@@ -649,6 +722,8 @@ impl Provider for AzureKeyVaultProvider {
     }
 
     async fn rotate_key(&self, key: &KeyRef) -> Result<KeyInfo> {
+        // Changes go to Key Vault as it is now, and the next call reads the key again.
+        self.metadata.forget(key.name());
         let r = self.resolve(&KeyRef::new(key.name()), false).await?;
         let name = r.info.name.clone();
         match r.info.state {
@@ -686,6 +761,8 @@ impl Provider for AzureKeyVaultProvider {
     }
 
     async fn set_key_state(&self, key: &KeyRef, state: KeyState) -> Result<KeyInfo> {
+        // Changes go to Key Vault as it is now, and the next call reads the key again.
+        self.metadata.forget(key.name());
         if state == KeyState::PendingDeletion {
             return Err(Error::invalid_input(
                 PROVIDER,
@@ -701,6 +778,8 @@ impl Provider for AzureKeyVaultProvider {
     }
 
     async fn schedule_deletion(&self, key: &KeyRef, after: Option<Duration>) -> Result<Deletion> {
+        // Changes go to Key Vault as it is now, and the next call reads the key again.
+        self.metadata.forget(key.name());
         check::deletion_window(PROVIDER, &self.caps.deletion, after)?;
         let r = self.resolve(&KeyRef::new(key.name()), false).await?;
         if r.info.state == KeyState::PendingDeletion
@@ -717,6 +796,8 @@ impl Provider for AzureKeyVaultProvider {
     }
 
     async fn cancel_deletion(&self, key: &KeyRef) -> Result<KeyInfo> {
+        // Changes go to Key Vault as it is now, and the next call reads the key again.
+        self.metadata.forget(key.name());
         let r = self.resolve(&KeyRef::new(key.name()), false).await?;
         if r.info.state != KeyState::PendingDeletion {
             return Err(Error::invalid_input(
@@ -730,7 +811,7 @@ impl Provider for AzureKeyVaultProvider {
     }
 
     async fn public_key(&self, key: &KeyRef) -> Result<PublicKey> {
-        let r = self.resolve(key, false).await?;
+        let r = self.resolve_cached(key).await?;
         if r.info.spec.is_symmetric() {
             return Err(Error::invalid_input(
                 PROVIDER,
@@ -756,7 +837,7 @@ impl Provider for AzureKeyVaultProvider {
         plaintext: &[u8],
         aad: Option<&[u8]>,
     ) -> Result<Ciphertext> {
-        let r = self.resolve(key, false).await?;
+        let r = self.resolve_cached(key).await?;
         check::encrypt(PROVIDER, &self.caps, &r.info, alg, plaintext.len(), aad)?;
         let gcm = alg == EncryptionAlgorithm::AesGcm;
         let body = KeyOperationParameters {
@@ -768,7 +849,7 @@ impl Provider for AzureKeyVaultProvider {
         let out = self
             .key_operation("Encrypt", &r, body)
             .await?
-            .map_err(|e| from_azure("Encrypt", Some(&r.info.name), e))?;
+            .map_err(|e| self.failed("Encrypt", &r.info.name, e))?;
         let value = out.result.unwrap_or_default();
         let bytes = if gcm {
             let (iv, tag) = (out.iv.unwrap_or_default(), out.authentication_tag.unwrap_or_default());
@@ -798,7 +879,7 @@ impl Provider for AzureKeyVaultProvider {
         aad: Option<&[u8]>,
     ) -> Result<Zeroizing<Vec<u8>>> {
         check::same_key(PROVIDER, key, ciphertext.key(), "ciphertext")?;
-        let r = self.resolve(&KeyRef::new(key.name()).with_version(ciphertext.version()), false).await?;
+        let r = self.resolve_cached(&KeyRef::new(key.name()).with_version(ciphertext.version())).await?;
         let alg = ciphertext.algorithm();
         check::decrypt(PROVIDER, &self.caps, &r.info, alg, aad)?;
         let bytes = ciphertext.as_bytes();
@@ -826,7 +907,7 @@ impl Provider for AzureKeyVaultProvider {
     }
 
     async fn sign(&self, key: &KeyRef, alg: SignatureAlgorithm, input: SignInput<'_>) -> Result<Signature> {
-        let r = self.resolve(key, false).await?;
+        let r = self.resolve_cached(key).await?;
         check::sign(PROVIDER, &self.caps, &r.info, alg, &input)?;
         let body = SignParameters {
             algorithm: Some(mapping::signature(alg, r.info.spec)),
@@ -867,7 +948,7 @@ impl Provider for AzureKeyVaultProvider {
         input: SignInput<'_>,
         signature: &[u8],
     ) -> Result<bool> {
-        let r = self.resolve(key, false).await?;
+        let r = self.resolve_cached(key).await?;
         check::sign(PROVIDER, &self.caps, &r.info, alg, &input)?;
         check::signature_len(PROVIDER, &r.info, alg, signature.len())?;
         let sig = match ecdsa_len(alg) {
@@ -892,12 +973,12 @@ impl Provider for AzureKeyVaultProvider {
             Ok(out) => Ok(out.value.unwrap_or(false)),
             // The request was checked above; what the service still refuses is the signature.
             Err(e) if status_of(&e) == Some(400) => Ok(false),
-            Err(e) => Err(from_azure("Verify", Some(&r.info.name), e)),
+            Err(e) => Err(self.failed("Verify", &r.info.name, e)),
         }
     }
 
     async fn wrap_key(&self, key: &KeyRef, alg: WrapAlgorithm, key_material: &[u8]) -> Result<WrappedKey> {
-        let r = self.resolve(key, false).await?;
+        let r = self.resolve_cached(key).await?;
         check::wrap(PROVIDER, &self.caps, &r.info, alg, Some(key_material.len()))?;
         let body = KeyOperationParameters {
             algorithm: Some(mapping::wrap(alg, r.info.spec)),
@@ -907,13 +988,13 @@ impl Provider for AzureKeyVaultProvider {
         let out = self
             .key_operation("WrapKey", &r, body)
             .await?
-            .map_err(|e| from_azure("WrapKey", Some(&r.info.name), e))?;
+            .map_err(|e| self.failed("WrapKey", &r.info.name, e))?;
         Ok(WrappedKey::new(r.info.name, r.version, alg, out.result.unwrap_or_default()))
     }
 
     async fn unwrap_key(&self, key: &KeyRef, wrapped: &WrappedKey) -> Result<Zeroizing<Vec<u8>>> {
         check::same_key(PROVIDER, key, wrapped.key(), "wrapped key")?;
-        let r = self.resolve(&KeyRef::new(key.name()).with_version(wrapped.version()), false).await?;
+        let r = self.resolve_cached(&KeyRef::new(key.name()).with_version(wrapped.version())).await?;
         check::wrap(PROVIDER, &self.caps, &r.info, wrapped.algorithm(), None)?;
         if wrapped.as_bytes().is_empty() {
             return Err(Error::DecryptionFailed { provider: PROVIDER });
@@ -927,7 +1008,7 @@ impl Provider for AzureKeyVaultProvider {
     }
 
     async fn mac(&self, key: &KeyRef, alg: MacAlgorithm, _message: &[u8]) -> Result<MacTag> {
-        let r = self.resolve(key, false).await?;
+        let r = self.resolve_cached(key).await?;
         check::mac(PROVIDER, &self.caps, &r.info, alg)?;
         Err(Error::unsupported(PROVIDER, format!("{alg}"), "Key Vault has no HMAC keys"))
     }
@@ -939,7 +1020,7 @@ impl Provider for AzureKeyVaultProvider {
         _message: &[u8],
         _tag: &[u8],
     ) -> Result<bool> {
-        let r = self.resolve(key, false).await?;
+        let r = self.resolve_cached(key).await?;
         check::mac(PROVIDER, &self.caps, &r.info, alg)?;
         Err(Error::unsupported(PROVIDER, format!("{alg}"), "Key Vault has no HMAC keys"))
     }

@@ -23,6 +23,8 @@ pub const DEFAULT_DELETION_WINDOW: Duration = Duration::from_secs(30 * 86_400);
 pub const MIN_DELETION_WINDOW: Duration = Duration::from_secs(86_400);
 /// Longest destruction window Cloud KMS accepts.
 pub const MAX_DELETION_WINDOW: Duration = Duration::from_secs(120 * 86_400);
+/// How long key metadata is reused by default (see [`GcpConfig::metadata_ttl`]).
+pub const DEFAULT_METADATA_TTL: Duration = Duration::from_secs(30);
 
 /// Where credentials come from.
 #[derive(Clone, PartialEq, Eq, Default)]
@@ -87,6 +89,7 @@ pub struct GcpConfig {
     pub(crate) rsa_encryption: EncryptionAlgorithm,
     pub(crate) raw_aes256: bool,
     pub(crate) deletion_window: Duration,
+    pub(crate) metadata_ttl: Duration,
 }
 
 fn config_err(message: impl Into<String>) -> Error {
@@ -171,6 +174,7 @@ impl GcpConfig {
             rsa_encryption: EncryptionAlgorithm::RsaOaepSha256,
             raw_aes256: false,
             deletion_window: DEFAULT_DELETION_WINDOW,
+            metadata_ttl: DEFAULT_METADATA_TTL,
         }
     }
 
@@ -218,7 +222,9 @@ impl GcpConfig {
     ///   the algorithm new RSA keys are created with (Cloud KMS fixes one per key);
     /// - `raw_aes256=true`: AES-256 keys become `RAW_ENCRYPT_DECRYPT` `AES_256_GCM` keys;
     /// - `deletion_window=30d`: how long versions stay scheduled for destruction (1 to 120 days),
-    ///   set on each key at creation.
+    ///   set on each key at creation;
+    /// - `metadata_ttl=30s`: how long a key's metadata is reused between calls (`0` reads it
+    ///   before every call; see [`metadata_ttl`](Self::metadata_ttl)).
     ///
     /// # Errors
     /// [`Error::Config`] for another scheme, a malformed path, an unknown parameter or a bad value.
@@ -295,11 +301,13 @@ impl GcpConfig {
                 }
                 "raw_aes256" => cfg.raw_aes256 = flag(value)?,
                 "deletion_window" => cfg = cfg.with_deletion_window(parse_duration(&key, value)?)?,
+                "metadata_ttl" if matches!(value, "0" | "0s" | "0ms") => cfg.metadata_ttl = Duration::ZERO,
+                "metadata_ttl" => cfg.metadata_ttl = parse_duration(&key, value)?,
                 other => {
                     return Err(config_err(format!(
                         "gcp-kms URL '{url}' has unknown parameter '{other}'; known: endpoint, credentials, \
                          create_key_ring, timeout, attempt_timeout, max_attempts, protection, rsa_signature, \
-                         rsa_encryption, raw_aes256, deletion_window"
+                         rsa_encryption, raw_aes256, deletion_window, metadata_ttl"
                     )));
                 }
             }
@@ -358,6 +366,19 @@ impl GcpConfig {
     #[must_use]
     pub fn attempt_timeout(mut self, d: Duration) -> Self {
         self.attempt_timeout = d;
+        self
+    }
+
+    /// How long a key's metadata (its crypto key and versions) is reused between calls, so
+    /// that a data-plane call costs one request instead of three (default
+    /// [`DEFAULT_METADATA_TTL`]; `Duration::ZERO` reads it before every call).
+    ///
+    /// Only enabled keys are remembered; a key changed through this provider is read again
+    /// at once, and so is a key Cloud KMS answers `NOT_FOUND` or `FAILED_PRECONDITION` for.
+    /// A rotation, disable or new version made elsewhere is seen within `ttl`.
+    #[must_use]
+    pub fn metadata_ttl(mut self, ttl: Duration) -> Self {
+        self.metadata_ttl = ttl;
         self
     }
 

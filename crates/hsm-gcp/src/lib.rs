@@ -122,7 +122,7 @@ mod local;
 pub mod mapping;
 mod provider;
 
-pub use config::{Credentials, GcpConfig, Protection};
+pub use config::{Credentials, DEFAULT_METADATA_TTL, GcpConfig, Protection};
 pub use mapping::KeyAlgorithm;
 pub use provider::{EMPTY_MARKER, GcpKmsProvider, MAX_HSM_INPUT, MAX_SOFTWARE_INPUT, gcp_capabilities};
 

@@ -51,6 +51,15 @@ pub struct GcpKmsProvider {
     caps: Capabilities,
     ring_ready: Arc<OnceCell<()>>,
     public_keys: Arc<Mutex<HashMap<String, Bytes>>>,
+    metadata: Arc<Mutex<HashMap<String, Arc<KeyMeta>>>>,
+}
+
+/// A crypto key and its live versions as last read, and when (see
+/// [`GcpConfig::metadata_ttl`]).
+struct KeyMeta {
+    ck: CryptoKey,
+    versions: Vec<CryptoKeyVersion>,
+    at: std::time::Instant,
 }
 
 impl fmt::Debug for GcpKmsProvider {
@@ -170,6 +179,7 @@ impl GcpKmsProvider {
             caps,
             ring_ready: Arc::new(OnceCell::new()),
             public_keys: Arc::new(Mutex::new(HashMap::new())),
+            metadata: Arc::new(Mutex::new(HashMap::new())),
         }
     }
 
@@ -452,7 +462,19 @@ impl GcpKmsProvider {
         Ok(Some((info, alg)))
     }
 
+    /// Looks a key up by name, and the version `key` pins (or the current one), reusing
+    /// metadata read within [`GcpConfig::metadata_ttl`].
     async fn resolve(&self, key: &KeyRef) -> Result<Resolved> {
+        self.resolve_with(key, false).await
+    }
+
+    /// As [`resolve`](Self::resolve), always reading Cloud KMS (and refreshing the cache):
+    /// for metadata callers see and for changes to the key.
+    async fn resolve_fresh(&self, key: &KeyRef) -> Result<Resolved> {
+        self.resolve_with(key, true).await
+    }
+
+    async fn resolve_with(&self, key: &KeyRef, fresh: bool) -> Result<Resolved> {
         let name = key.name();
         validate_key_name(PROVIDER, name)?;
         if let Some(v) = key.version()
@@ -461,24 +483,64 @@ impl GcpKmsProvider {
             return Err(Error::not_found(PROVIDER, key.to_string()));
         }
         let key_name = self.key_path(name);
-        let ck = self
-            .client
-            .get_crypto_key()
-            .set_name(&key_name)
-            .send()
-            .await
-            .map_err(|e| from_gax("GetCryptoKey", Some(name), e))?;
-        let versions = self.versions(&key_name, name).await?;
-        let Some((info, alg)) = Self::info_from(name, &ck, &versions)? else {
+        // A pinned version the cached metadata does not know may have been made since: read
+        // again rather than answer NotFound from memory.
+        let cached = if fresh { None } else { self.cached(name) }.filter(|m| {
+            key.version().is_none_or(|v| m.versions.iter().any(|x| last_segment(&x.name) == v))
+        });
+        let meta = match cached {
+            Some(m) => m,
+            None => {
+                self.forget(name);
+                let ck = self
+                    .client
+                    .get_crypto_key()
+                    .set_name(&key_name)
+                    .send()
+                    .await
+                    .map_err(|e| from_gax("GetCryptoKey", Some(name), e))?;
+                let versions = self.versions(&key_name, name).await?;
+                Arc::new(KeyMeta { ck, versions, at: std::time::Instant::now() })
+            }
+        };
+        let Some((info, alg)) = Self::info_from(name, &meta.ck, &meta.versions)? else {
             return Err(Error::not_found(PROVIDER, name));
         };
         let version = key.version().unwrap_or(&info.version).to_owned();
-        let Some(v) = versions.iter().find(|v| last_segment(&v.name) == version) else {
+        let Some(v) = meta.versions.iter().find(|v| last_segment(&v.name) == version) else {
             return Err(Error::not_found(PROVIDER, key.to_string()));
         };
         let alg = mapping::describe(&v.algorithm).unwrap_or(alg);
         let version_name = v.name.clone();
-        Ok(Resolved { info, key_name, alg, version, version_name, versions })
+        // Only usable keys are kept: a refusal made from a remembered "disabled" would outlive
+        // the key being enabled again elsewhere, while a call to an enabled key that has since
+        // been disabled is refused by Cloud KMS itself (and then forgotten, see `failed`).
+        if info.state == KeyState::Enabled && !self.cfg.metadata_ttl.is_zero() {
+            self.metadata.lock().unwrap_or_else(PoisonError::into_inner).insert(name.to_owned(), meta.clone());
+        }
+        Ok(Resolved { info, key_name, alg, version, version_name, versions: meta.versions.clone() })
+    }
+
+    /// The key's metadata if read within the TTL.
+    fn cached(&self, name: &str) -> Option<Arc<KeyMeta>> {
+        let ttl = self.cfg.metadata_ttl;
+        let map = self.metadata.lock().unwrap_or_else(PoisonError::into_inner);
+        map.get(name).filter(|m| m.at.elapsed() < ttl).cloned()
+    }
+
+    /// Drops a key's cached metadata.
+    fn forget(&self, name: &str) {
+        self.metadata.lock().unwrap_or_else(PoisonError::into_inner).remove(name);
+    }
+
+    /// Maps an SDK error of a call about key `name`, dropping its cached metadata when Cloud
+    /// KMS says it no longer holds (the key or version is gone, disabled or not yet usable).
+    fn failed(&self, op: &str, name: &str, e: google_cloud_gax::error::Error) -> Error {
+        let e = from_gax(op, Some(name), e);
+        if matches!(e, Error::NotFound { .. } | Error::KeyUnusable { .. }) {
+            self.forget(name);
+        }
+        e
     }
 
     /// Capabilities narrowed to what this key's algorithm does, for the shared checks.
@@ -614,7 +676,7 @@ impl GcpKmsProvider {
             let first = format!("{}/cryptoKeyVersions/1", created.name);
             self.wait_generated(&first, &req.name).await?;
         }
-        Ok(self.resolve(&KeyRef::new(&req.name)).await?.info)
+        Ok(self.resolve_fresh(&KeyRef::new(&req.name)).await?.info)
     }
 
     fn ring_missing_unless_key(&self, e: Error) -> Error {
@@ -638,7 +700,7 @@ impl GcpKmsProvider {
             .set_name(&r.version_name)
             .send()
             .await
-            .map_err(|e| from_gax("GetPublicKey", Some(&r.info.name), e))?;
+            .map_err(|e| self.failed("GetPublicKey", &r.info.name, e))?;
         check_crc("GetPublicKey", "pem_crc32c", out.pem.as_bytes(), out.pem_crc32c)?;
         check_name("GetPublicKey", &r.version_name, &out.name)?;
         let der = Bytes::from(local::pem_to_der(&out.pem)?);
@@ -670,7 +732,7 @@ impl GcpKmsProvider {
                     .set_additional_authenticated_data_crc32c(crc(&aad))
                     .set_additional_authenticated_data(aad.clone());
             }
-            let out = req.send().await.map_err(|e| from_gax("RawEncrypt", Some(name), e))?;
+            let out = req.send().await.map_err(|e| self.failed("RawEncrypt", name, e))?;
             let op = "RawEncrypt";
             check_flag(op, "verified_plaintext_crc32c", out.verified_plaintext_crc32c)?;
             check_aad_flag(op, !aad.is_empty(), out.verified_additional_authenticated_data_crc32c)?;
@@ -707,7 +769,7 @@ impl GcpKmsProvider {
                     .set_additional_authenticated_data_crc32c(crc(&aad))
                     .set_additional_authenticated_data(aad.clone());
             }
-            let out = req.send().await.map_err(|e| from_gax("Encrypt", Some(name), e))?;
+            let out = req.send().await.map_err(|e| self.failed("Encrypt", name, e))?;
             let op = "Encrypt";
             check_flag(op, "verified_plaintext_crc32c", out.verified_plaintext_crc32c)?;
             check_aad_flag(op, !aad.is_empty(), out.verified_additional_authenticated_data_crc32c)?;
@@ -725,7 +787,7 @@ impl GcpKmsProvider {
     ) -> Result<Zeroizing<Vec<u8>>> {
         let name = &r.info.name;
         let opaque = |op: &'static str| {
-            move |e| match from_gax(op, Some(name), e) {
+            move |e| match self.failed(op, name, e) {
                 Error::InvalidInput { .. } => Error::DecryptionFailed { provider: PROVIDER },
                 other => other,
             }
@@ -818,7 +880,7 @@ impl GcpKmsProvider {
             .set_ciphertext_crc32c(crc(ciphertext))
             .send()
             .await
-            .map_err(|e| match from_gax("AsymmetricDecrypt", Some(name), e) {
+            .map_err(|e| match self.failed("AsymmetricDecrypt", name, e) {
                 Error::InvalidInput { .. } => Error::DecryptionFailed { provider: PROVIDER },
                 other => other,
             })?;
@@ -867,7 +929,7 @@ impl Provider for GcpKmsProvider {
     }
 
     async fn get_key(&self, key: &KeyRef) -> Result<KeyInfo> {
-        Ok(self.resolve(key).await?.info)
+        Ok(self.resolve_fresh(key).await?.info)
     }
 
     async fn list_keys(&self, req: ListKeys) -> Result<KeyPage> {
@@ -932,7 +994,7 @@ impl Provider for GcpKmsProvider {
     }
 
     async fn rotate_key(&self, key: &KeyRef) -> Result<KeyInfo> {
-        let r = self.resolve(&KeyRef::new(key.name())).await?;
+        let r = self.resolve_fresh(&KeyRef::new(key.name())).await?;
         let name = r.info.name.clone();
         match r.info.state {
             KeyState::PendingDeletion => return Err(Self::unusable(&name, UnusableReason::PendingDeletion)),
@@ -958,7 +1020,7 @@ impl Provider for GcpKmsProvider {
         } else {
             self.wait_generated(&v.name, &name).await?;
         }
-        Ok(self.resolve(&KeyRef::new(name)).await?.info)
+        Ok(self.resolve_fresh(&KeyRef::new(name)).await?.info)
     }
 
     async fn set_key_state(&self, key: &KeyRef, state: KeyState) -> Result<KeyInfo> {
@@ -968,7 +1030,7 @@ impl Provider for GcpKmsProvider {
                 "set_key_state takes enabled or disabled; use schedule_deletion to delete a key",
             ));
         }
-        let r = self.resolve(&KeyRef::new(key.name())).await?;
+        let r = self.resolve_fresh(&KeyRef::new(key.name())).await?;
         if r.info.state == KeyState::PendingDeletion {
             return Err(Self::unusable(&r.info.name, UnusableReason::PendingDeletion));
         }
@@ -976,12 +1038,12 @@ impl Provider for GcpKmsProvider {
             KeyState::Enabled => self.set_versions(&r, VState::Disabled, VState::Enabled).await?,
             _ => self.set_versions(&r, VState::Enabled, VState::Disabled).await?,
         }
-        Ok(self.resolve(&KeyRef::new(key.name())).await?.info)
+        Ok(self.resolve_fresh(&KeyRef::new(key.name())).await?.info)
     }
 
     async fn schedule_deletion(&self, key: &KeyRef, after: Option<Duration>) -> Result<Deletion> {
         let window = check::deletion_window(PROVIDER, &self.caps.deletion, after)?;
-        let r = self.resolve(&KeyRef::new(key.name())).await?;
+        let r = self.resolve_fresh(&KeyRef::new(key.name())).await?;
         if r.info.state == KeyState::PendingDeletion
             && let Some(date) = r.info.deletion_date
         {
@@ -1002,12 +1064,13 @@ impl Provider for GcpKmsProvider {
                 (a, b) => a.or(b),
             };
         }
+        self.forget(&r.info.name);
         let date = date.or(r.info.deletion_date).unwrap_or_else(|| SystemTime::now() + window);
         Ok(Deletion::new(&r.info.name, date, false))
     }
 
     async fn cancel_deletion(&self, key: &KeyRef) -> Result<KeyInfo> {
-        let r = self.resolve(&KeyRef::new(key.name())).await?;
+        let r = self.resolve_fresh(&KeyRef::new(key.name())).await?;
         if r.info.state != KeyState::PendingDeletion {
             return Err(Error::invalid_input(
                 PROVIDER,
@@ -1022,7 +1085,7 @@ impl Provider for GcpKmsProvider {
                 .await
                 .map_err(|e| from_gax("RestoreCryptoKeyVersion", Some(&r.info.name), e))?;
         }
-        Ok(self.resolve(&KeyRef::new(key.name())).await?.info)
+        Ok(self.resolve_fresh(&KeyRef::new(key.name())).await?.info)
     }
 
     async fn public_key(&self, key: &KeyRef) -> Result<PublicKey> {
@@ -1101,7 +1164,7 @@ impl Provider for GcpKmsProvider {
                 .set_data_crc32c(crc(data))
                 .send()
                 .await
-                .map_err(|e| from_gax(op, Some(name), e))?;
+                .map_err(|e| self.failed(op, name, e))?;
             check_flag(op, "verified_data_crc32c", out.verified_data_crc32c)?;
             check_crc(op, "signature_crc32c", &out.signature, out.signature_crc32c)?;
             check_name(op, &r.version_name, &out.name)?;
@@ -1126,7 +1189,7 @@ impl Provider for GcpKmsProvider {
                 .set_digest_crc32c(crc(&d))
                 .send()
                 .await
-                .map_err(|e| from_gax(op, Some(name), e))?;
+                .map_err(|e| self.failed(op, name, e))?;
             check_flag(op, "verified_digest_crc32c", out.verified_digest_crc32c)?;
             check_crc(op, "signature_crc32c", &out.signature, out.signature_crc32c)?;
             check_name(op, &r.version_name, &out.name)?;
@@ -1188,7 +1251,7 @@ impl Provider for GcpKmsProvider {
             .set_data_crc32c(crc(message))
             .send()
             .await
-            .map_err(|e| from_gax(op, Some(&r.info.name), e))?;
+            .map_err(|e| self.failed(op, &r.info.name, e))?;
         check_flag(op, "verified_data_crc32c", out.verified_data_crc32c)?;
         check_crc(op, "mac_crc32c", &out.mac, out.mac_crc32c)?;
         check_name(op, &r.version_name, &out.name)?;
@@ -1217,7 +1280,7 @@ impl Provider for GcpKmsProvider {
             .set_mac_crc32c(crc(tag))
             .send()
             .await
-            .map_err(|e| from_gax(op, Some(&r.info.name), e))?;
+            .map_err(|e| self.failed(op, &r.info.name, e))?;
         check_flag(op, "verified_data_crc32c", out.verified_data_crc32c)?;
         check_flag(op, "verified_mac_crc32c", out.verified_mac_crc32c)?;
         check_flag(op, "verified_success_integrity", out.verified_success_integrity == out.success)?;
