@@ -134,8 +134,8 @@ pub use azure_identity;
 pub use azure_security_keyvault_keys;
 pub use config::{
     AzureConfig, AzureCredential, DEFAULT_ATTEMPT_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_RETRIES,
-    DEFAULT_METADATA_TTL, DEFAULT_OPERATION_TIMEOUT, DEFAULT_RETENTION_DAYS, KeyProtection, TOKEN_ENV, VaultKind,
-    kind_of_host,
+    DEFAULT_METADATA_TTL, DEFAULT_OPERATION_TIMEOUT, DEFAULT_RETENTION_DAYS, KeyProtection, TOKEN_ENV,
+    VaultKind, kind_of_host,
 };
 pub use credential::{ChainCredential, StaticTokenCredential};
 pub use mapping::{azure_capabilities, ecdsa_der_to_raw, ecdsa_raw_to_der};

@@ -76,9 +76,7 @@ impl MetadataCache {
         MetadataCache { ttl, entries: std::sync::Mutex::new(HashMap::new()) }
     }
 
-    fn entries(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<CacheKey, (Arc<Resolved>, std::time::Instant)>> {
+    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<CacheKey, (Arc<Resolved>, std::time::Instant)>> {
         // A panic while holding the lock leaves only a map of plain data behind.
         self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }

@@ -485,9 +485,8 @@ impl GcpKmsProvider {
         let key_name = self.key_path(name);
         // A pinned version the cached metadata does not know may have been made since: read
         // again rather than answer NotFound from memory.
-        let cached = if fresh { None } else { self.cached(name) }.filter(|m| {
-            key.version().is_none_or(|v| m.versions.iter().any(|x| last_segment(&x.name) == v))
-        });
+        let cached = if fresh { None } else { self.cached(name) }
+            .filter(|m| key.version().is_none_or(|v| m.versions.iter().any(|x| last_segment(&x.name) == v)));
         let meta = match cached {
             Some(m) => m,
             None => {
@@ -516,7 +515,10 @@ impl GcpKmsProvider {
         // the key being enabled again elsewhere, while a call to an enabled key that has since
         // been disabled is refused by Cloud KMS itself (and then forgotten, see `failed`).
         if info.state == KeyState::Enabled && !self.cfg.metadata_ttl.is_zero() {
-            self.metadata.lock().unwrap_or_else(PoisonError::into_inner).insert(name.to_owned(), meta.clone());
+            self.metadata
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(name.to_owned(), meta.clone());
         }
         Ok(Resolved { info, key_name, alg, version, version_name, versions: meta.versions.clone() })
     }

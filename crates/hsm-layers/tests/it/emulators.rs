@@ -146,7 +146,10 @@ async fn mixed_operations_under_faults(vendor: Vendor, spec: &str) {
     assert!(after.throttled > before.throttled, "faults were injected");
     // Each backend reuses key metadata (hsm-aws, hsm-gcp, hsm-azure) and the layers cache
     // get_key, so an operation costs at most one request before retries.
-    assert!(per_op <= 1.5, "{vendor:?}: {requests} requests for {total} operations ({per_op:.3} per operation)");
+    assert!(
+        per_op <= 1.5,
+        "{vendor:?}: {requests} requests for {total} operations ({per_op:.3} per operation)"
+    );
 }
 
 /// 32 tasks run `total` operations in turn (encrypt, decrypt, sign, verify, get_key), each
