@@ -8,29 +8,29 @@ use hsm_core::settings::Section;
 #[cfg(any(feature = "local", feature = "aws", feature = "azure", feature = "gcp", feature = "pkcs11"))]
 use hsm_core::{Provider, Result};
 
-#[cfg(any(feature = "local", feature = "aws", feature = "azure", feature = "gcp", feature = "pkcs11"))]
+#[cfg(any(feature = "local", feature = "aws", feature = "azure", feature = "gcp"))]
 use crate::registry::LayerParams;
+use crate::registry::Scheme;
 #[cfg(any(feature = "local", feature = "aws", feature = "azure", feature = "gcp", feature = "pkcs11"))]
 use crate::registry::{OpenOptions, ProviderSettings};
-use crate::registry::{Registry, Scheme};
 
 /// The schemes of the providers this build has.
 pub(crate) fn schemes() -> Vec<Arc<dyn Scheme>> {
     #[allow(unused_mut)]
-    let mut s = Vec::new();
+    let mut s: Vec<Arc<dyn Scheme>> = Vec::new();
     #[cfg(feature = "local")]
     {
-        Registry::push_builtin(&mut s, Local);
-        Registry::push_builtin(&mut s, Memory);
+        s.push(Arc::new(Local));
+        s.push(Arc::new(Memory));
     }
     #[cfg(feature = "aws")]
-    Registry::push_builtin(&mut s, Aws);
+    s.push(Arc::new(Aws));
     #[cfg(feature = "azure")]
-    Registry::push_builtin(&mut s, Azure);
+    s.push(Arc::new(Azure));
     #[cfg(feature = "gcp")]
-    Registry::push_builtin(&mut s, Gcp);
+    s.push(Arc::new(Gcp));
     #[cfg(feature = "pkcs11")]
-    Registry::push_builtin(&mut s, Pkcs11);
+    s.push(Arc::new(Pkcs11));
     s
 }
 

@@ -149,7 +149,7 @@ impl Config {
             *local = local.clone().with_passphrase(passphrase);
         }
         #[cfg(not(feature = "local"))]
-        let _ = passphrase.into();
+        let _: String = passphrase.into();
         self
     }
 

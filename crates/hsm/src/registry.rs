@@ -322,11 +322,6 @@ impl Registry {
         Ok(())
     }
 
-    /// Registers a built-in provider (no reservation check).
-    pub(crate) fn push_builtin(schemes: &mut Vec<Arc<dyn Scheme>>, scheme: impl Scheme) {
-        schemes.push(Arc::new(scheme));
-    }
-
     /// The registered providers' names, in registration order.
     pub fn providers(&self) -> Vec<&'static str> {
         self.schemes.iter().map(|s| s.provider()).collect()
