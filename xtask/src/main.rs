@@ -24,6 +24,8 @@
 //!   RSS (`benches/envelope_cli.py`).
 //! - `bench aws`: hsm-aws through `Arc<dyn Provider>` against the raw `aws-sdk-kms` client,
 //!   same in-process emulator: p50/p99 latency and throughput with 1 and 32 tasks.
+//! - `bench quota`: 64 tasks for 30 s against `hsm-emulator aws --quota 500/s`, the raw SDK
+//!   with its defaults against hsm's layers: goodput, throttled share, p50/p99.
 //!
 //! Builds go to `$CARGO_TARGET_DIR` when set; CI points it outside the clone so repeat runs
 //! on the same machine are warm. Dependencies: std only.
@@ -142,6 +144,11 @@ fn bench(extra: &[String]) -> Result<(), String> {
         b.args(["bench", "-p", "hsm-benches", "--bench", "keyring"]);
         return step("keyrings and the data-key cache against hsm-emulator aws", b);
     }
+    if extra.first().map(String::as_str) == Some("quota") {
+        let mut b = cargo();
+        b.args(["bench", "-p", "hsm-benches", "--bench", "quota"]);
+        return step("64 tasks against hsm-emulator aws --quota 500/s: raw SDK vs hsm's layers", b);
+    }
     if extra.first().map(String::as_str) == Some("aws") {
         let mut b = cargo();
         b.args(["bench", "-p", "hsm-benches", "--bench", "aws_overhead"]);
@@ -179,7 +186,7 @@ fn main() -> ExitCode {
         Some("bench") => bench(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci|setup|test|lint|docs [--check]|bench [aws | envelope | keyring | criterion args]>"
+                "usage: cargo xtask <ci|setup|test|lint|docs [--check]|bench [aws | envelope | keyring | quota | criterion args]>"
             );
             return ExitCode::from(2);
         }

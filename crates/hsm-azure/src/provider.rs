@@ -81,9 +81,17 @@ impl MetadataCache {
         self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// The key as resolved for `key`'s version; a pinned version that is the cached current
+    /// one (a ciphertext just made) is served from the current entry.
     fn get(&self, key: &KeyRef) -> Option<Arc<Resolved>> {
-        let k = (key.name().to_owned(), key.version().map(str::to_owned));
-        self.entries().get(&k).filter(|(_, at)| at.elapsed() < self.ttl).map(|(r, _)| r.clone())
+        let entries = self.entries();
+        let fresh =
+            |k: &CacheKey| entries.get(k).filter(|(_, at)| at.elapsed() < self.ttl).map(|(r, _)| r.clone());
+        let name = key.name().to_owned();
+        fresh(&(name.clone(), key.version().map(str::to_owned))).or_else(|| {
+            let v = key.version()?;
+            fresh(&(name, None)).filter(|r| r.version == v)
+        })
     }
 
     fn put(&self, key: &KeyRef, r: Arc<Resolved>) {

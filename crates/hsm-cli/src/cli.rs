@@ -80,6 +80,11 @@ pub(crate) struct Cli {
     #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=20))]
     pub(crate) retries: Option<u32>,
 
+    /// Print each provider call's attempts (outcome, latency, backoff, Retry-After) and
+    /// timing to stderr; never key material or data
+    #[arg(short, long, global = true)]
+    pub(crate) verbose: bool,
+
     #[command(subcommand)]
     pub(crate) command: Command,
 }

@@ -144,6 +144,9 @@ where
             return u8::try_from(e.exit_code()).unwrap_or(failure::code::USAGE);
         }
     };
+    if cli.verbose {
+        verbose();
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -158,6 +161,28 @@ where
         Err(f) if f.is_broken_pipe() => failure::code::OK,
         Err(f) => fail(&f),
     }
+}
+
+/// `-v`: the layers' events (one per attempt, one per operation with its latency; see
+/// `hsm_layers`) go to stderr as `hsm: …` lines. The events carry key names, never key
+/// material or data.
+fn verbose() {
+    use tracing_subscriber::filter::Targets;
+    use tracing_subscriber::fmt::format::FmtSpan;
+    use tracing_subscriber::prelude::*;
+    let events = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .without_time()
+        .with_target(false)
+        .with_level(false)
+        .with_span_events(FmtSpan::NONE)
+        .compact();
+    let only_layers =
+        Targets::new().with_target("hsm_layers", tracing_subscriber::filter::LevelFilter::DEBUG);
+    // A subscriber already set (an application's own, or an earlier `run` in this process)
+    // keeps the first one.
+    let _ = tracing_subscriber::registry().with(events.with_filter(only_layers)).try_init();
 }
 
 fn fail(f: &failure::Failure) -> u8 {

@@ -56,6 +56,10 @@ pub struct Args {
     /// Persistent state for all three modes (one file, one section per mode).
     #[command(flatten)]
     pub state: StateArgs,
+    /// Fault injection and a server-side quota for each of the three (`--faults SPEC`,
+    /// `--quota RATE`: each emulator gets its own quota).
+    #[command(flatten)]
+    pub faults: crate::faults::FaultArgs,
 }
 
 /// The three emulators, running.
@@ -93,19 +97,24 @@ pub async fn start(args: Args) -> io::Result<All> {
             std::env::temp_dir().join(format!("hsm-emulator-azure-ca-{}.pem", std::process::id()))
         }
     };
-    let aws_args = crate::aws::Args { port: args.aws_port, ..crate::aws::Args::default() };
+    let aws_args =
+        crate::aws::Args { port: args.aws_port, faults: args.faults.clone(), ..crate::aws::Args::default() };
     let aws = crate::aws::start_with_state(aws_args, state.clone()).await.map_err(|e| with_mode("aws", e))?;
     let azure_args = crate::azure::Args {
         port: args.azure_port,
         ca_out: Some(ca.clone()),
         managed_hsm: args.managed_hsm,
+        faults: args.faults.clone(),
         ..crate::azure::Args::default()
     };
     let (azure, _) =
         crate::azure::start_with_state(azure_args, state.clone()).await.map_err(|e| with_mode("azure", e))?;
-    let gcp = crate::gcp::start_with_state(crate::gcp::Args { port: args.gcp_port }, state)
-        .await
-        .map_err(|e| with_mode("gcp", e))?;
+    let faults = args.faults.clone();
+    let gcp = crate::gcp::start_with_state_wrapped(crate::gcp::Args { port: args.gcp_port }, state, |h| {
+        faults.wrap(crate::faults::Vendor::Gcp, h)
+    })
+    .await
+    .map_err(|e| with_mode("gcp", e))?;
     Ok(All { aws, azure, gcp, ca })
 }
 

@@ -125,6 +125,9 @@ pub struct Args {
     /// Persistent state (`--state PATH`, `--state-key FILE`).
     #[command(flatten)]
     pub state: crate::state::StateArgs,
+    /// Fault injection and a server-side quota (`--faults SPEC`, `--quota RATE`).
+    #[command(flatten)]
+    pub faults: crate::faults::FaultArgs,
 }
 
 impl Args {
@@ -289,7 +292,8 @@ async fn start_with_state_wrapped(
         persist,
     )
     .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-    let running = serve_https(args.port, wrap(Arc::new(emulator)), Arc::new(config)).await?;
+    let handler = args.faults.wrap(crate::faults::Vendor::Azure, Arc::new(emulator));
+    let running = serve_https(args.port, wrap(handler), Arc::new(config)).await?;
     Ok((running, ca_pem))
 }
 

@@ -11,7 +11,7 @@
 //! | `reset=5%` | process the request, then lose the answer: the connection closes mid-response |
 //! | `latency=20ms..200ms` | delay every request uniformly in the range (`latency=50ms` for a fixed delay) |
 //! | `blackhole=1%` | never answer (the client must time out) |
-//! | `retry_after=1s` | the `Retry-After` Azure's 429 carries (default 1 s; whole seconds) |
+//! | `retry_after=1s` | the `Retry-After` Azure's 429 carries (default 1 s; whole seconds), and the `RetryInfo` delay in Google's |
 //! | `seed=42` | the random seed (default 0), so a run is reproducible |
 //!
 //! ```
@@ -19,6 +19,18 @@
 //! let spec: FaultSpec = "throttle=20%,error=5%,latency=20ms..200ms,seed=7".parse().unwrap();
 //! assert_eq!(spec.throttle, 0.2);
 //! # let _ = Vendor::Aws;
+//! ```
+//!
+//! A [`QuotaSpec`] (`--quota 500/s`) adds a server-side rate limit that throttles like the
+//! vendor: requests over the rate get the vendor's throttle answer before any processing,
+//! with a burst allowance of one second's worth.
+//!
+//! On the command line every mode takes `--faults SPEC` and `--quota RATE` ([`FaultArgs`]),
+//! and then answers `GET /_hsm_emulator/stats` with the counts as JSON (the request itself is
+//! not counted):
+//!
+//! ```text
+//! {"requests":1200,"throttled":180,"over_quota":120,"errors":60,"resets":0,"blackholed":0}
 //! ```
 
 use std::collections::VecDeque;
@@ -31,7 +43,101 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::Full;
 
+use governor::clock::MonotonicClock;
+use governor::middleware::NoOpMiddleware;
+use governor::state::{InMemoryState, NotKeyed};
+use governor::{Quota, RateLimiter};
+
 use crate::server::{Handler, HandlerFuture, Request, Response};
+
+/// The path of the statistics endpoint every mode serves under `--faults` or `--quota`.
+pub const STATS_PATH: &str = "/_hsm_emulator/stats";
+
+/// A server-side request quota (`--quota`): `500/s`, `500` (per second) or `30000/min`.
+///
+/// ```
+/// use hsm_emulator::faults::QuotaSpec;
+/// let q: QuotaSpec = "30000/min".parse().unwrap();
+/// assert_eq!(q.per_second(), 500.0);
+/// assert!("fast".parse::<QuotaSpec>().is_err());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct QuotaSpec {
+    per_second: f64,
+}
+
+impl QuotaSpec {
+    /// A quota of `n` requests per second.
+    ///
+    /// # Errors
+    /// When `n` is not a positive finite number.
+    pub fn per_second_of(n: f64) -> Result<Self, FaultSpecError> {
+        if n.is_finite() && n > 0.0 && n <= 1e9 {
+            Ok(QuotaSpec { per_second: n })
+        } else {
+            Err(FaultSpecError(format!("quota {n}: expected a positive number of requests")))
+        }
+    }
+
+    /// Requests per second.
+    pub fn per_second(&self) -> f64 {
+        self.per_second
+    }
+}
+
+impl FromStr for QuotaSpec {
+    type Err = FaultSpecError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        let (n, per) = match s.split_once('/') {
+            Some((n, "s" | "sec" | "second")) => (n, 1.0),
+            Some((n, "min" | "minute")) => (n, 60.0),
+            Some((_, unit)) => {
+                return Err(FaultSpecError(format!("quota {s}: unit {unit:?} is not s or min (e.g. 500/s)")));
+            }
+            None => (s, 1.0),
+        };
+        let n: f64 = n
+            .trim()
+            .parse()
+            .map_err(|_| FaultSpecError(format!("quota {s}: expected requests per second, e.g. 500/s")))?;
+        QuotaSpec::per_second_of(n / per)
+    }
+}
+
+/// The command-line options every mode takes (`--faults`, `--quota`); see the module docs.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct FaultArgs {
+    /// Inject faults: e.g. `throttle=20%,error=5%,reset=5%,latency=20ms..200ms,blackhole=0%,seed=1`
+    /// (answers in the vendor's own throttle and error formats).
+    #[arg(long, value_name = "SPEC")]
+    pub faults: Option<FaultSpec>,
+    /// Server-side rate limit that throttles like the vendor: `500/s`, `500` or `30000/min`
+    /// (burst: one second's worth).
+    #[arg(long, value_name = "RATE")]
+    pub quota: Option<QuotaSpec>,
+}
+
+impl FaultArgs {
+    /// True when neither option is given.
+    pub fn is_empty(&self) -> bool {
+        self.faults.is_none() && self.quota.is_none()
+    }
+
+    /// `handler` as is when no option is given, else wrapped in [`Faults`] with the spec and
+    /// quota (and the statistics endpoint).
+    pub fn wrap(&self, vendor: Vendor, handler: Arc<dyn Handler>) -> Arc<dyn Handler> {
+        if self.is_empty() {
+            return handler;
+        }
+        let faults = Faults::new(handler, vendor, self.faults.clone().unwrap_or_default());
+        if let Some(q) = self.quota {
+            faults.set_quota(Some(q));
+        }
+        faults
+    }
+}
 
 /// Whose wire format the injected answers use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -184,6 +290,18 @@ pub struct FaultCounts {
     pub resets: u64,
     /// Requests never answered.
     pub blackholed: u64,
+    /// Requests throttled by the quota (also counted in `throttled`).
+    pub over_quota: u64,
+}
+
+impl FaultCounts {
+    /// The counts as the statistics endpoint's JSON.
+    pub fn to_json(&self) -> String {
+        format!(
+            r#"{{"requests":{},"throttled":{},"over_quota":{},"errors":{},"resets":{},"blackholed":{}}}"#,
+            self.requests, self.throttled, self.over_quota, self.errors, self.resets, self.blackholed
+        )
+    }
 }
 
 /// The fault-injecting [`Handler`] wrapper.
@@ -194,7 +312,18 @@ pub struct Faults {
     rng: Mutex<u64>,
     script: Mutex<VecDeque<Fault>>,
     targeted: Mutex<Vec<(String, Fault)>>,
-    counts: [AtomicU64; 5],
+    quota: Mutex<Option<Arc<Limiter>>>,
+    counts: [AtomicU64; 6],
+}
+
+type Limiter = RateLimiter<NotKeyed, InMemoryState, MonotonicClock, NoOpMiddleware<std::time::Instant>>;
+
+fn limiter(q: QuotaSpec) -> Arc<Limiter> {
+    let period = Duration::from_secs_f64(1.0 / q.per_second).max(Duration::from_nanos(1));
+    let burst = std::num::NonZeroU32::new(q.per_second.ceil().clamp(1.0, 1e9) as u32)
+        .unwrap_or(std::num::NonZeroU32::MIN);
+    let quota = Quota::with_period(period).unwrap_or_else(|| Quota::per_second(burst)).allow_burst(burst);
+    Arc::new(RateLimiter::direct_with_clock(quota, MonotonicClock))
 }
 
 impl fmt::Debug for Faults {
@@ -235,8 +364,20 @@ impl Faults {
             spec: Mutex::new(spec),
             script: Mutex::new(VecDeque::new()),
             targeted: Mutex::new(Vec::new()),
+            quota: Mutex::new(None),
             counts: Default::default(),
         })
+    }
+
+    /// Sets (or with `None` removes) the server-side quota: requests over it get the
+    /// vendor's throttle answer before any processing.
+    pub fn set_quota(&self, quota: Option<QuotaSpec>) {
+        *self.quota.lock().unwrap_or_else(|p| p.into_inner()) = quota.map(limiter);
+    }
+
+    fn over_quota(&self) -> bool {
+        let q = self.quota.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        q.is_some_and(|q| q.check().is_err())
     }
 
     /// Replaces the spec (the random sequence continues).
@@ -269,7 +410,14 @@ impl Faults {
     /// What happened so far.
     pub fn counts(&self) -> FaultCounts {
         let c = |i: usize| self.counts[i].load(Ordering::SeqCst);
-        FaultCounts { requests: c(0), throttled: c(1), errors: c(2), resets: c(3), blackholed: c(4) }
+        FaultCounts {
+            requests: c(0),
+            throttled: c(1),
+            errors: c(2),
+            resets: c(3),
+            blackholed: c(4),
+            over_quota: c(5),
+        }
     }
 
     /// Every request received so far.
@@ -328,11 +476,20 @@ impl Faults {
                 }
                 r
             }
-            Vendor::Gcp => json(
-                429,
-                "application/json; charset=UTF-8",
-                r#"{"error":{"code":429,"message":"Quota exceeded for quota metric 'Cryptographic requests' and limit 'Cryptographic requests per minute per region'.","status":"RESOURCE_EXHAUSTED"}}"#.into(),
-            ),
+            Vendor::Gcp => {
+                // Cloud KMS's quota answer, with a google.rpc.RetryInfo detail carrying
+                // `retry_after` (which clients honour like Retry-After).
+                let delay = self.spec.lock().unwrap_or_else(|p| p.into_inner()).retry_after;
+                json(
+                    429,
+                    "application/json; charset=UTF-8",
+                    format!(
+                        r#"{{"error":{{"code":429,"message":"Quota exceeded for quota metric 'Cryptographic requests' and limit 'Cryptographic requests per minute per region'.","status":"RESOURCE_EXHAUSTED","details":[{{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"{}.{:03}s"}}]}}}}"#,
+                        delay.as_secs(),
+                        delay.subsec_millis()
+                    ),
+                )
+            }
         }
     }
 
@@ -360,7 +517,15 @@ impl Faults {
 impl Handler for Faults {
     fn handle(self: Arc<Self>, req: Request) -> HandlerFuture {
         Box::pin(async move {
+            if req.method() == hyper::Method::GET && req.uri().path() == STATS_PATH {
+                return json(200, "application/json", self.counts().to_json());
+            }
             self.counts[0].fetch_add(1, Ordering::SeqCst);
+            if self.over_quota() {
+                self.counts[1].fetch_add(1, Ordering::SeqCst);
+                self.counts[5].fetch_add(1, Ordering::SeqCst);
+                return self.throttle();
+            }
             let (mut fault, delay) = self.draw();
             if let Some(f) = self.targeted(&req) {
                 fault = f;

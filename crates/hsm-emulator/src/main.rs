@@ -36,6 +36,8 @@ struct GcpArgs {
     args: hsm_emulator::gcp::Args,
     #[command(flatten)]
     state: StateArgs,
+    #[command(flatten)]
+    faults: hsm_emulator::faults::FaultArgs,
 }
 
 /// How long connections in flight get to finish after Ctrl-C or SIGTERM.
@@ -90,8 +92,12 @@ async fn run(mode: Mode) -> Result<(), String> {
         }
         Mode::Gcp(g) => {
             let state = g.state.open().map_err(|e| format!("gcp: {e}"))?;
-            let running =
-                hsm_emulator::gcp::start_with_state(g.args, state).await.map_err(|e| format!("gcp: {e}"))?;
+            let faults = g.faults;
+            let running = hsm_emulator::gcp::start_with_state_wrapped(g.args, state, |h| {
+                faults.wrap(hsm_emulator::faults::Vendor::Gcp, h)
+            })
+            .await
+            .map_err(|e| format!("gcp: {e}"))?;
             ("gcp", vec![running])
         }
         Mode::All(args) => {

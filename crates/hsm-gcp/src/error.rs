@@ -83,7 +83,7 @@ pub fn from_status(code: Code, message: &str, key: Option<&str>) -> Error {
 /// `Unauthenticated`.
 pub fn from_gax(op: &str, key: Option<&str>, err: GaxError) -> Error {
     if let Some(status) = err.status() {
-        return from_status(status.code, &status.message, key);
+        return with_retry_info(from_status(status.code, &status.message, key), status);
     }
     if err.is_authentication() {
         return Error::Unauthenticated {
@@ -126,6 +126,26 @@ pub fn from_gax(op: &str, key: Option<&str>, err: GaxError) -> Error {
         code: op.to_owned(),
         message: err.to_string(),
         source: Some(Box::new(err)),
+    }
+}
+
+/// Carries the delay of a `google.rpc.RetryInfo` detail into a throttled or unavailable
+/// error's `retry_after`, which hsm's retry layer honours (as `Retry-After` elsewhere).
+/// [`from_gax`] applies it to every service answer.
+pub fn with_retry_info(e: Error, status: &google_cloud_gax::error::rpc::Status) -> Error {
+    use google_cloud_gax::error::rpc::StatusDetails;
+    let delay = status.details.iter().find_map(|d| match d {
+        StatusDetails::RetryInfo(info) => {
+            info.retry_delay.and_then(|d| std::time::Duration::try_from(d).ok())
+        }
+        _ => None,
+    });
+    match (e, delay) {
+        (Error::Throttled { provider, .. }, Some(d)) => Error::Throttled { provider, retry_after: Some(d) },
+        (Error::Unavailable { provider, message, .. }, Some(d)) => {
+            Error::Unavailable { provider, message, retry_after: Some(d) }
+        }
+        (e, _) => e,
     }
 }
 

@@ -23,7 +23,9 @@ use std::time::Duration;
 
 use hsm_core::settings::{Section, parse_duration};
 use hsm_core::{Error, Result};
-pub use hsm_layers::{CacheConfig, LayerConfig, QuotaClass, RateLimitConfig, RetryConfig, TimeoutConfig};
+pub use hsm_layers::{
+    CacheConfig, LayerConfig, QuotaClass, RateLimitConfig, RetryConfig, TimeoutConfig, metrics_names,
+};
 
 const HSM: &str = "hsm";
 const MAX_DURATION: Duration = Duration::from_secs(3600);

@@ -67,3 +67,39 @@ fn the_same_story_against_hsm_emulator_aws_with_signed_requests() {
     assert!(!msg.contains("not-the-secret"), "{msg}");
     drop(running);
 }
+
+/// `hsm -v` prints each attempt and the operation's latency to stderr: a throttled first
+/// attempt, the retry after its backoff, the answer; never the data.
+#[test]
+fn verbose_prints_attempts_and_timings() {
+    use hsm_emulator::faults::{Fault, FaultSpec, Faults, Vendor};
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let faults = Faults::new(
+        hsm_emulator::aws::handler(hsm_emulator::aws::Args::default()).unwrap(),
+        Vendor::Aws,
+        FaultSpec::default(),
+    );
+    let running = rt.block_on(hsm_emulator::server::serve_http(0, faults.clone())).unwrap();
+    let url = format!("aws-kms://?region={}&endpoint={}", hsm_emulator::aws::DEFAULT_REGION, running.url());
+    let hsm = Hsm::new()
+        .env("HSM_PROVIDER", &url)
+        .env("AWS_ACCESS_KEY_ID", hsm_emulator::aws::DEFAULT_ACCESS_KEY_ID)
+        .env("AWS_SECRET_ACCESS_KEY", hsm_emulator::aws::DEFAULT_SECRET_ACCESS_KEY);
+    hsm.ok(&["key", "create", "verbose", "--spec", "aes-256"], b"");
+    let quiet = hsm.ok(&["encrypt", "--key", "verbose"], b"plaintext-never-logged");
+    assert!(quiet.stderr.is_empty(), "without -v stderr stays empty: {}", quiet.stderr);
+    faults.push(Fault::Throttle);
+    let run = hsm.run(&["-v", "encrypt", "--key", "verbose"], b"plaintext-never-logged");
+    let err = &run.stderr;
+    assert_eq!(run.code, 0, "{err}");
+    assert!(
+        err.contains("attempt=1") && err.contains("outcome=\"throttled\"") && err.contains("backoff_ms="),
+        "{err}"
+    );
+    assert!(err.contains("attempt=2") && err.contains("outcome=\"ok\""), "{err}");
+    assert!(err.contains("operation done") && err.contains("latency_ms="), "{err}");
+    assert!(err.contains("operation=\"encrypt\""), "{err}");
+    assert!(!err.contains("plaintext-never-logged"), "{err}");
+    assert_eq!(faults.counts().throttled, 1);
+    drop(running);
+}

@@ -98,6 +98,9 @@ pub struct Args {
     /// Persistent state (`--state PATH`, `--state-key FILE`).
     #[command(flatten)]
     pub state: crate::state::StateArgs,
+    /// Fault injection and a server-side quota (`--faults SPEC`, `--quota RATE`).
+    #[command(flatten)]
+    pub faults: crate::faults::FaultArgs,
 }
 
 impl Default for Args {
@@ -109,6 +112,7 @@ impl Default for Args {
             region: DEFAULT_REGION.to_owned(),
             account: DEFAULT_ACCOUNT.to_owned(),
             state: crate::state::StateArgs::default(),
+            faults: crate::faults::FaultArgs::default(),
         }
     }
 }
@@ -122,6 +126,7 @@ impl std::fmt::Debug for Args {
             .field("region", &self.region)
             .field("account", &self.account)
             .field("state", &self.state)
+            .field("faults", &self.faults)
             .finish()
     }
 }
@@ -144,8 +149,8 @@ pub async fn start_with_state(
     args: Args,
     state: Option<std::sync::Arc<crate::state::StateFile>>,
 ) -> io::Result<Running> {
-    let port = args.port;
-    serve_http(port, emulator(args, state)?).await
+    let (port, faults) = (args.port, args.faults.clone());
+    serve_http(port, faults.wrap(crate::faults::Vendor::Aws, emulator(args, state)?)).await
 }
 
 /// The emulator as a request handler with its own (empty) state, to serve with

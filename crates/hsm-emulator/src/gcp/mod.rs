@@ -132,6 +132,19 @@ pub async fn start_with_state(
     args: Args,
     state: Option<Arc<crate::state::StateFile>>,
 ) -> io::Result<Running> {
+    start_with_state_wrapped(args, state, |h| h).await
+}
+
+/// [`start_with_state`] with the request handler wrapped by `wrap` first (e.g. in
+/// [`faults::Faults`](crate::faults::Faults), as `--faults` and `--quota` do).
+///
+/// # Errors
+/// As [`start_with_state`].
+pub async fn start_with_state_wrapped(
+    args: Args,
+    state: Option<Arc<crate::state::StateFile>>,
+    wrap: impl FnOnce(Arc<dyn crate::server::Handler>) -> Arc<dyn crate::server::Handler>,
+) -> io::Result<Running> {
     let persist = state.map(|s| crate::state::Persist::new(s, "gcp"));
     let store = match persist.as_ref().and_then(crate::state::Persist::load) {
         None => Store::default(),
@@ -139,7 +152,7 @@ pub async fn start_with_state(
             io::Error::new(io::ErrorKind::InvalidData, "the gcp section of the state does not parse")
         })?,
     };
-    serve_http(args.port, Arc::new(Service { store: Mutex::new(store), persist })).await
+    serve_http(args.port, wrap(Arc::new(Service { store: Mutex::new(store), persist }))).await
 }
 
 /// The emulator as a request handler with its own (empty) state, to serve with

@@ -3,6 +3,7 @@
 mod all;
 mod aws;
 mod azure;
+mod faults;
 mod gcp;
 mod node;
 mod server;

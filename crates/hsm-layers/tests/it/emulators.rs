@@ -20,6 +20,8 @@ use hsm_layers::{LayerConfig, RetryConfig, TimeoutConfig, layered};
 struct Rig {
     faults: Arc<Faults>,
     provider: Arc<dyn Provider>,
+    /// A second client of the same emulator, sharing no cache with `provider`.
+    other: Arc<dyn Provider>,
     _running: Running,
     _ca: Option<std::path::PathBuf>,
 }
@@ -58,7 +60,8 @@ async fn rig(vendor: Vendor) -> Rig {
                 )
                 .max_attempts(1);
             let provider = Arc::new(hsm_aws::AwsKmsProvider::connect(&cfg).await.unwrap());
-            Rig { faults, provider, _running: running, _ca: None }
+            let other = Arc::new(hsm_aws::AwsKmsProvider::connect(&cfg).await.unwrap());
+            Rig { faults, provider, other, _running: running, _ca: None }
         }
         Vendor::Gcp => {
             let (faults, h) = wrap(hsm_emulator::gcp::handler());
@@ -69,7 +72,8 @@ async fn rig(vendor: Vendor) -> Rig {
             );
             let cfg = hsm_gcp::GcpConfig::from_url(&url).unwrap().max_attempts(1);
             let provider = Arc::new(hsm_gcp::GcpKmsProvider::connect(&cfg).await.unwrap());
-            Rig { faults, provider, _running: running, _ca: None }
+            let other = Arc::new(hsm_gcp::GcpKmsProvider::connect(&cfg).await.unwrap());
+            Rig { faults, provider, other, _running: running, _ca: None }
         }
         _ => {
             let mut made = None;
@@ -92,7 +96,8 @@ async fn rig(vendor: Vendor) -> Rig {
             let cfg =
                 hsm_azure::AzureConfig::from_url(&url).unwrap().with_token("layers-token").max_retries(0);
             let provider = Arc::new(hsm_azure::AzureKeyVaultProvider::connect(&cfg).unwrap());
-            Rig { faults: made.unwrap(), provider, _running: running, _ca: Some(ca) }
+            let other = Arc::new(hsm_azure::AzureKeyVaultProvider::connect(&cfg).unwrap());
+            Rig { faults: made.unwrap(), provider, other, _running: running, _ca: Some(ca) }
         }
     }
 }
@@ -336,4 +341,90 @@ async fn gcp_interrupted_create_returns_the_key() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn azure_interrupted_create_returns_the_key() {
     an_interrupted_create_returns_the_key(Vendor::Azure).await;
+}
+
+/// The vendor's own retry hint reaches the caller and the retry layer waits for it: Azure's
+/// `Retry-After` header and Google's `google.rpc.RetryInfo` detail (AWS sends none).
+async fn the_vendors_retry_hint_is_honoured(vendor: Vendor) {
+    let rig = rig(vendor).await;
+    let p = layered(rig.provider.clone(), &test_layers());
+    p.create_key(CreateKey::new("sym", KeySpec::Aes256)).await.unwrap();
+    let ct = p.encrypt(&KeyRef::new("sym"), EncryptionAlgorithm::AesGcm, b"x", None).await.unwrap();
+    rig.faults.set_spec("retry_after=1s".parse().unwrap());
+    rig.faults.push(Fault::Throttle);
+    let e = rig.provider.decrypt(&KeyRef::new("sym"), &ct, None).await.unwrap_err();
+    assert!(matches!(e, Error::Throttled { .. }), "{vendor:?}: {e}");
+    assert_eq!(e.retry_after(), Some(Duration::from_secs(1)), "{vendor:?}: {e:?}");
+    // Through the layers: one throttle, then the answer, no sooner than the hint.
+    rig.faults.push(Fault::Throttle);
+    let before = rig.faults.requests();
+    let started = Instant::now();
+    assert_eq!(&p.decrypt(&KeyRef::new("sym"), &ct, None).await.unwrap()[..], b"x");
+    let took = started.elapsed();
+    assert!(took >= Duration::from_secs(1) && took < Duration::from_secs(3), "{vendor:?}: {took:?}");
+    assert_eq!(rig.faults.requests() - before, 2, "{vendor:?}: one throttled attempt and one answer");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gcp_retry_info_is_honoured() {
+    the_vendors_retry_hint_is_honoured(Vendor::Gcp).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn azure_retry_after_is_honoured() {
+    the_vendors_retry_hint_is_honoured(Vendor::Azure).await;
+}
+
+/// The backends' metadata caches: a data-plane call on a key used within the TTL costs one
+/// request; a key disabled by another client is refused by the service, forgotten, and
+/// usable again as soon as it is enabled; a rotation through the same client is seen at once.
+async fn metadata_is_reused_and_forgotten_when_the_service_says_so(vendor: Vendor) {
+    let rig = rig(vendor).await;
+    let (p, other) = (&rig.provider, &rig.other);
+    p.create_key(CreateKey::new("cached", KeySpec::Aes256)).await.unwrap();
+    let key = KeyRef::new("cached");
+    let ct = p.encrypt(&key, EncryptionAlgorithm::AesGcm, b"one", None).await.unwrap();
+    let before = rig.faults.requests();
+    let ct2 = p.encrypt(&key, EncryptionAlgorithm::AesGcm, b"two", None).await.unwrap();
+    assert_eq!(&p.decrypt(&key, &ct, None).await.unwrap()[..], b"one");
+    assert_eq!(rig.faults.requests() - before, 2, "{vendor:?}: one request per operation");
+
+    other.set_key_state(&key, hsm_core::KeyState::Disabled).await.unwrap();
+    let e = p.encrypt(&key, EncryptionAlgorithm::AesGcm, b"x", None).await.unwrap_err();
+    assert!(!e.is_retryable(), "{vendor:?}: {e}");
+    other.set_key_state(&key, hsm_core::KeyState::Enabled).await.unwrap();
+    assert_eq!(&p.decrypt(&key, &ct2, None).await.unwrap()[..], b"two", "{vendor:?}");
+
+    let rotated = p.rotate_key(&key).await.unwrap();
+    let ct3 = p.encrypt(&key, EncryptionAlgorithm::AesGcm, b"three", None).await.unwrap();
+    assert_eq!(ct3.version(), rotated.version, "{vendor:?}: the rotation is seen at once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gcp_metadata_is_reused_and_forgotten() {
+    metadata_is_reused_and_forgotten_when_the_service_says_so(Vendor::Gcp).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn azure_metadata_is_reused_and_forgotten() {
+    metadata_is_reused_and_forgotten_when_the_service_says_so(Vendor::Azure).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_metadata_is_reused_and_forgotten() {
+    metadata_is_reused_and_forgotten_when_the_service_says_so(Vendor::Aws).await;
+}
+
+#[test]
+fn metadata_ttl_is_a_url_parameter() {
+    let gcp = "gcp-kms://projects/p/locations/global/keyRings/r?endpoint=http://127.0.0.1:1";
+    assert!(hsm_gcp::GcpConfig::from_url(&format!("{gcp}&metadata_ttl=0")).is_ok());
+    assert!(hsm_gcp::GcpConfig::from_url(&format!("{gcp}&metadata_ttl=300s")).is_ok());
+    let e = hsm_gcp::GcpConfig::from_url(&format!("{gcp}&metadata_ttl=soon")).unwrap_err();
+    assert!(e.to_string().contains("metadata_ttl"), "{e}");
+    let az = "azure-keyvault://127.0.0.1:8443?kind=managed-hsm";
+    let c = hsm_azure::AzureConfig::from_url(&format!("{az}&metadata_ttl=0")).unwrap();
+    assert_eq!(c.metadata_cache_ttl(), Duration::ZERO);
+    let e = hsm_azure::AzureConfig::from_url(&format!("{az}&metadata_ttl=soon")).unwrap_err();
+    assert!(e.to_string().contains("metadata_ttl"), "{e}");
 }
