@@ -10,6 +10,7 @@ use aws_config::profile::ProfileFileCredentialsProvider;
 use aws_sdk_kms::config::retry::RetryConfig;
 use aws_sdk_kms::config::timeout::TimeoutConfig;
 use aws_sdk_kms::config::{Credentials, Region};
+use hsm_core::settings::Section;
 use hsm_core::{Error, Result, Zeroizing};
 
 use crate::PROVIDER;
@@ -152,6 +153,28 @@ impl AwsConfig {
     /// Everything from the standard AWS chain, with the default timeouts and retries.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Reads the `[aws]` table of a configuration file, whose settings are the parameters of
+    /// an `aws-kms://` URL ([`from_url`](Self::from_url)), every one optional:
+    ///
+    /// ```toml
+    /// provider = "aws-kms"
+    ///
+    /// [aws]
+    /// region = "eu-west-1"
+    /// endpoint = "http://127.0.0.1:4566"   # only for emulators
+    /// profile = "prod"
+    /// timeout = 5                           # seconds, or "500ms"
+    /// metadata_ttl = 30                     # seconds key metadata is reused; 0 = off
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Config`] as [`from_url`](Self::from_url), naming the file and table, and for
+    /// a setting that is not a string, number or boolean.
+    pub fn from_section(section: &mut Section<'_>) -> Result<Self> {
+        let query = section.take_query(&[])?;
+        Self::from_url(&format!("aws-kms://?{query}")).map_err(|e| section.context(e))
     }
 
     /// Parses `aws-kms://?region=…&endpoint=…&profile=…&timeout=…&connect_timeout=…&max_attempts=…&metadata_ttl=…&verify=service|local`.

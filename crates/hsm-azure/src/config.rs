@@ -9,6 +9,7 @@ use std::time::Duration;
 use azure_core::credentials::TokenCredential;
 use azure_core::http::{ClientOptions, ExponentialRetryOptions, RetryOptions, Transport};
 use azure_security_keyvault_keys::KeyClientOptions;
+use hsm_core::settings::Section;
 use hsm_core::{Error, Result, Zeroizing};
 
 use crate::PROVIDER;
@@ -266,6 +267,48 @@ impl AzureConfig {
             retention_days: DEFAULT_RETENTION_DAYS,
             metadata_ttl: DEFAULT_METADATA_TTL,
         }
+    }
+
+    /// Reads the `[azure]` table of a configuration file: `url` (`https://HOST` or an
+    /// `azure-keyvault://` URL) and, optionally, the parameters of
+    /// [`from_url`](Self::from_url) as settings (`ca` is relative to the file's directory).
+    ///
+    /// ```toml
+    /// provider = "azure-keyvault"
+    ///
+    /// [azure]
+    /// url = "https://contoso.vault.azure.net"   # or azure-keyvault://HOST[:PORT]?…
+    /// # optional, as in the azure-keyvault:// URL: ca (relative to this file), kind,
+    /// # protection, credential, timeout, connect_timeout, attempt_timeout, max_retries,
+    /// # retention_days
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Config`] for a missing table or `url`, a `url` that is not `https://`, and
+    /// as [`from_url`](Self::from_url), naming the file and table.
+    pub fn from_section(section: &mut Section<'_>) -> Result<Self> {
+        if !section.is_present() {
+            return Err(section.missing("url = \"https://NAME.vault.azure.net\""));
+        }
+        let url = section.take_string("url")?.map(|u| u.trim().to_owned()).filter(|u| !u.is_empty());
+        let Some(url) = url else {
+            return Err(section.error("azure.url is missing; set url = \"https://NAME.vault.azure.net\""));
+        };
+        let mut full = if url.get(..17).is_some_and(|s| s.eq_ignore_ascii_case("azure-keyvault://")) {
+            url
+        } else if let Some(rest) = url.strip_prefix("https://") {
+            format!("azure-keyvault://{}", rest.trim_end_matches('/'))
+        } else {
+            return Err(section.error(format!(
+                "azure.url = \"{url}\" must be https://NAME.vault.azure.net (or an azure-keyvault:// URL)"
+            )));
+        };
+        let query = section.take_query(&["ca", "ca_file"])?;
+        if !query.is_empty() {
+            full.push(if full.contains('?') { '&' } else { '?' });
+            full.push_str(&query);
+        }
+        Self::from_url(&full).map_err(|e| section.context(e))
     }
 
     /// Parses `azure-keyvault://HOST[:PORT][?param=value&…]`, which means `https://HOST[:PORT]`.

@@ -11,7 +11,8 @@ pub(crate) mod code {
     pub(crate) const OK: u8 = 0;
     /// `verify` / `mac-verify`: the signature or tag does not match.
     pub(crate) const INVALID: u8 = 1;
-    // 2 is clap's: a usage error (unknown flag, bad spec/usage/algorithm name).
+    /// A usage error (unknown flag, bad spec/usage/algorithm name), as clap reports it.
+    pub(crate) const USAGE: u8 = 2;
     /// The key (or key version) does not exist.
     pub(crate) const NOT_FOUND: u8 = 3;
     /// The request was refused: bad input, algorithm that does not fit the key, disabled

@@ -6,6 +6,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use hsm_core::settings::Section;
 use hsm_core::{EncryptionAlgorithm, Error, Result, SignatureAlgorithm};
 
 use crate::PROVIDER;
@@ -175,6 +176,37 @@ impl GcpConfig {
             deletion_window: DEFAULT_DELETION_WINDOW,
             metadata_ttl: DEFAULT_METADATA_TTL,
         }
+    }
+
+    /// Reads the `[gcp]` table of a configuration file: `project`, `location` and
+    /// `key_ring`, plus any parameter of [`from_url`](Self::from_url) (`endpoint`,
+    /// `credentials`, `create_key_ring`, `timeout`, …) as a string, boolean or number.
+    ///
+    /// ```toml
+    /// provider = "gcp-kms"
+    ///
+    /// [gcp]
+    /// project = "my-project"
+    /// location = "europe-west1"
+    /// key_ring = "app"
+    /// create_key_ring = true
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Config`] for a missing table or one of the three names, and as
+    /// [`from_url`](Self::from_url), naming the file and table.
+    pub fn from_section(section: &mut Section<'_>) -> Result<Self> {
+        if !section.is_present() {
+            return Err(section.missing("project, location and key_ring"));
+        }
+        let mut name = |field: &str| match section.take(field) {
+            Some((hsm_core::settings::Value::String(s), _)) if !s.is_empty() => Ok(s),
+            _ => Err(section.error(format!("gcp.{field} is missing or not a non-empty string"))),
+        };
+        let (project, location, ring) = (name("project")?, name("location")?, name("key_ring")?);
+        let query = section.take_query(&[])?;
+        let url = format!("gcp-kms://projects/{project}/locations/{location}/keyRings/{ring}?{query}");
+        Self::from_url(&url).map_err(|e| section.context(e))
     }
 
     /// Parses `gcp-kms://projects/P/locations/L/keyRings/R?endpoint=…&…`.

@@ -111,6 +111,7 @@
 //! ```
 
 mod capabilities;
+mod config;
 mod keystore;
 mod material;
 /// The primitives, from [`hsm_crypto`] (kept under this path for the Wycheproof tests and
@@ -120,6 +121,7 @@ pub use hsm_crypto as primitives;
 mod provider;
 mod state;
 
+pub use config::{LocalConfig, PASSPHRASE_ENV};
 pub use provider::LocalProvider;
 
 /// The provider name in errors and [`hsm_core::Provider::name`].

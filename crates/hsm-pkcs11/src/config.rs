@@ -3,6 +3,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
+use hsm_core::settings::Section;
 use hsm_core::{Error, Result, Zeroizing};
 
 use crate::PROVIDER;
@@ -122,6 +123,63 @@ impl Pkcs11Config {
     /// A configuration.
     pub fn new(module: impl Into<PathBuf>, token: TokenSelector, pin: PinSource) -> Self {
         Pkcs11Config { module: module.into(), token, pin }
+    }
+
+    /// Reads the `[pkcs11]` table of a configuration file: the module, exactly one token
+    /// selector and at most one PIN source (relative paths are relative to the file's
+    /// directory). The PIN itself never goes in the file.
+    ///
+    /// ```toml
+    /// provider = "pkcs11"
+    ///
+    /// [pkcs11]
+    /// module = "/usr/lib/softhsm/libsofthsm2.so"   # the token's PKCS#11 module
+    /// token = "app"                   # its label; or serial = "…", or slot = 3
+    /// pin_file = "/etc/app/hsm-pin"   # or pin_env = "VAR"; neither: HSM_PKCS11_PIN
+    /// ```
+    ///
+    /// # Errors
+    /// `Config` naming the setting: a missing table or `module`, not exactly one of
+    /// `token`/`serial`/`slot`, more than one PIN source, an unknown setting (`pin` too: a
+    /// PIN is never read from the file).
+    pub fn from_section(section: &mut Section<'_>) -> Result<Self> {
+        if !section.is_present() {
+            return Err(section.missing("module = \"/usr/lib/softhsm/libsofthsm2.so\" and token = \"LABEL\""));
+        }
+        section.finish(&["module", "token", "serial", "slot", "pin_file", "pin_env"])?;
+        let module = section.take_path("module")?.filter(|m| !m.as_os_str().is_empty()).ok_or_else(|| {
+            section.error(
+                "pkcs11.module is missing; set module = \"/usr/lib/softhsm/libsofthsm2.so\" (or your \
+                 HSM's PKCS#11 module)",
+            )
+        })?;
+        let slot = match section.take_integer("slot")? {
+            None => None,
+            Some(n) => Some(u64::try_from(n).map_err(|_| {
+                section.error(format!("pkcs11.slot = {n} is not a slot id; use a number from 0"))
+            })?),
+        };
+        let token = match (section.take_string("token")?, section.take_string("serial")?, slot) {
+            (Some(l), None, None) => TokenSelector::Label(l),
+            (None, Some(s), None) => TokenSelector::Serial(s),
+            (None, None, Some(n)) => TokenSelector::Slot(n),
+            _ => {
+                return Err(section
+                    .error("[pkcs11] needs exactly one of token = \"LABEL\", serial = \"…\" and slot = N"));
+            }
+        };
+        let pin = match (section.take_path("pin_file")?, section.take_string("pin_env")?) {
+            (Some(f), None) => PinSource::File(f),
+            (None, Some(v)) if !v.is_empty() => PinSource::Env(v),
+            (None, None) => PinSource::Env(PIN_ENV.to_owned()),
+            _ => {
+                return Err(section.error(format!(
+                    "[pkcs11] takes at most one of pin_file and pin_env (a non-empty variable name); \
+                     with neither, the PIN comes from {PIN_ENV}"
+                )));
+            }
+        };
+        Ok(Pkcs11Config::new(module, token, pin))
     }
 
     /// Parses an RFC 7512 PKCS#11 URI:

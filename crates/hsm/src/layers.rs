@@ -21,7 +21,7 @@
 
 use std::time::Duration;
 
-use hsm_core::settings::parse_duration;
+use hsm_core::settings::{Section, parse_duration};
 use hsm_core::{Error, Result};
 pub use hsm_layers::{
     CacheConfig, LayerConfig, QuotaClass, RateLimitConfig, RetryConfig, TimeoutConfig, metrics_names,
@@ -193,25 +193,8 @@ impl LayerSettings {
         let mut kept = Vec::new();
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            match k {
-                "retries" => s.retries = Some(parse_count(k, v)?),
-                "layers" => s.enabled = Some(parse_switch(k, v)?),
-                "rate_limit" => s.rate_limit = Some(parse_rate(v)?),
-                "cache_ttl" if matches!(v, "0" | "off") => s.cache_ttl = Some(Duration::ZERO),
-                "cache_ttl" => s.cache_ttl = Some(parse_duration(HSM, k, v, MAX_DURATION)?),
-                "timeout" => {
-                    s.timeout = Some(parse_duration(HSM, k, v, MAX_DURATION)?);
-                    if keep_timeouts {
-                        kept.push(pair);
-                    }
-                }
-                "attempt_timeout" => {
-                    s.attempt_timeout = Some(parse_duration(HSM, k, v, MAX_DURATION)?);
-                    if keep_timeouts {
-                        kept.push(pair);
-                    }
-                }
-                _ => kept.push(pair),
+            if !s.apply(k, v)? || (keep_timeouts && matches!(k, "timeout" | "attempt_timeout")) {
+                kept.push(pair);
             }
         }
         let mut out = base.to_owned();
@@ -224,6 +207,36 @@ impl LayerSettings {
             out.push_str(f);
         }
         Ok((out, s))
+    }
+
+    /// Applies one layer parameter `key=value`; `false` for a key that is not one.
+    fn apply(&mut self, k: &str, v: &str) -> Result<bool> {
+        match k {
+            "retries" => self.retries = Some(parse_count(k, v)?),
+            "layers" => self.enabled = Some(parse_switch(k, v)?),
+            "rate_limit" => self.rate_limit = Some(parse_rate(v)?),
+            "cache_ttl" if matches!(v, "0" | "off") => self.cache_ttl = Some(Duration::ZERO),
+            "cache_ttl" => self.cache_ttl = Some(parse_duration(HSM, k, v, MAX_DURATION)?),
+            "timeout" => self.timeout = Some(parse_duration(HSM, k, v, MAX_DURATION)?),
+            "attempt_timeout" => self.attempt_timeout = Some(parse_duration(HSM, k, v, MAX_DURATION)?),
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// Takes the layer parameters out of a provider's TOML table (`[aws] retries = 3`), as
+    /// [`take_from_url`](Self::take_from_url) does from its URL.
+    pub(crate) fn take_from_section(section: &mut Section<'_>, keep_timeouts: bool) -> Result<Self> {
+        let mut s = LayerSettings::default();
+        for key in ["retries", "layers", "rate_limit", "cache_ttl", "timeout", "attempt_timeout"] {
+            let shared = keep_timeouts && matches!(key, "timeout" | "attempt_timeout");
+            let Some(text) = section.peek_text(key) else { continue };
+            s.apply(key, &text).map_err(|e| section.context(e))?;
+            if !shared {
+                section.take(key);
+            }
+        }
+        Ok(s)
     }
 
     /// Reads the `[retry]`, `[timeout]`, `[rate_limit]` and `[cache]` tables.

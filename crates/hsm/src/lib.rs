@@ -59,10 +59,19 @@
 //! context, streams in constant memory on every core, and opens byte ranges
 //! ([`Client::encrypt_envelope`], [`envelope::Sealer`], [`envelope::Opener`]).
 //!
+//! ## Configuration
+//!
+//! [`Config`] selects a provider from a URL, a TOML file or the environment. Each provider
+//! crate parses its own URL and TOML table; [`registry`] maps a URL scheme or
+//! `provider = "…"` to it.
+//!
 //! ## Your own provider
 //!
 //! Implement [`Provider`] and hand it to [`Client::from_provider`]; run the
-//! `hsm-conformance` kit against it.
+//! `hsm-conformance` kit against it. To configure it like the built-in providers (a URL, a
+//! TOML table, `HSM_PROVIDER`, envelope recipients, your own build of the `hsm` CLI with
+//! `hsm_cli::main`), implement [`registry::Scheme`] and [`registry::ProviderSettings`] and
+//! call [`register_scheme`] at start-up: see [`registry`].
 
 pub use hsm_core::*;
 
@@ -90,14 +99,17 @@ pub use hsm_envelope as envelope;
 #[cfg(feature = "signers")]
 pub use hsm_signers as signers;
 
+mod builtin;
 mod client;
 mod config;
 mod keyring;
 pub mod layers;
+pub mod registry;
 
 pub use client::Client;
 pub use config::{Config, ENV_CONFIG, ENV_PASSPHRASE, ENV_PROVIDER};
 pub use keyring::{EnvelopeConfig, RecipientConfig};
+pub use registry::{Registry, register_scheme};
 
 /// The README's Rust examples, compiled as doc tests so they cannot drift from the API.
 #[cfg(doctest)]

@@ -8,7 +8,14 @@ use std::process::{Command, Output, Stdio};
 pub(crate) struct Hsm {
     pub(crate) home: tempfile::TempDir,
     vars: Vec<(String, String)>,
+    /// Instead of the `hsm` binary, this test of the test binary itself, which runs
+    /// `hsm_cli::run` on the arguments in `HSM_TEST_CLI_ARGS` (an application's own `hsm`).
+    child_test: Option<&'static str>,
 }
+
+/// The variable a [`Hsm::application`] child test reads its command line from,
+/// arguments separated by U+001F.
+pub(crate) const CLI_ARGS: &str = "HSM_TEST_CLI_ARGS";
 
 /// What a finished process left behind.
 pub(crate) struct Run {
@@ -30,7 +37,15 @@ impl Run {
 
 impl Hsm {
     pub(crate) fn new() -> Self {
-        Hsm { home: tempfile::tempdir().expect("temp dir"), vars: Vec::new() }
+        Hsm { home: tempfile::tempdir().expect("temp dir"), vars: Vec::new(), child_test: None }
+    }
+
+    /// Runs an application's own `hsm` instead of ours: the test `child_test` of this test
+    /// binary, which calls `hsm_cli::run` with the arguments in [`CLI_ARGS`] (libtest adds
+    /// its "running 1 test" lines to stdout).
+    pub(crate) fn application(mut self, child_test: &'static str) -> Self {
+        self.child_test = Some(child_test);
+        self
     }
 
     /// Sets a variable for every later child process.
@@ -50,9 +65,20 @@ impl Hsm {
     }
 
     pub(crate) fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_hsm"));
-        cmd.args(args)
-            .current_dir(self.home.path())
+        let mut cmd = match self.child_test {
+            None => {
+                let mut cmd = Command::new(env!("CARGO_BIN_EXE_hsm"));
+                cmd.args(args);
+                cmd
+            }
+            Some(test) => {
+                let mut cmd = Command::new(std::env::current_exe().expect("the test binary's path"));
+                cmd.args([test, "--exact", "--nocapture", "--test-threads=1"])
+                    .env(CLI_ARGS, args.join("\u{1f}"));
+                cmd
+            }
+        };
+        cmd.current_dir(self.home.path())
             .env("HSM_HOME", self.home.path())
             .env_remove("HSM_PROVIDER")
             .env_remove("HSM_CONFIG")
@@ -82,6 +108,14 @@ impl Hsm {
         let _ = writer.join();
         let stderr = String::from_utf8(stderr).expect("stderr is UTF-8");
         assert!(!stderr.contains("panicked"), "hsm {args:?} panicked: {stderr}");
+        let mut stdout = stdout;
+        if let Some(test) = self.child_test {
+            // What libtest prints before the child test runs the CLI.
+            let banner = format!("\nrunning 1 test\ntest {test} ... ");
+            if stdout.starts_with(banner.as_bytes()) {
+                stdout.drain(..banner.len());
+            }
+        }
         Run { code: status.code().expect("hsm exited normally, not by a signal"), stdout, stderr }
     }
 

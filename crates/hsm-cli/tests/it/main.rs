@@ -12,3 +12,4 @@ mod keys;
 mod pkcs11;
 mod providers;
 mod signers;
+mod third_party;

@@ -5,3 +5,4 @@ mod client;
 mod config;
 mod envelope;
 mod quickstart;
+mod registry;
