@@ -143,6 +143,7 @@ impl Config {
     /// Encrypts the local keystore under a key derived (Argon2id) from `passphrase`.
     /// Ignored by other providers.
     #[must_use]
+    #[cfg_attr(not(feature = "local"), allow(unused_mut))]
     pub fn with_passphrase(mut self, passphrase: impl Into<String>) -> Self {
         #[cfg(feature = "local")]
         if let Some(local) = self.settings_as_mut::<hsm_local::LocalConfig>() {
@@ -158,6 +159,7 @@ impl Config {
     ///
     /// # Errors
     /// [`Error::Config`] when `var` is set but empty or not UTF-8.
+    #[cfg_attr(not(feature = "local"), allow(unused_mut))]
     pub fn with_passphrase_from_env(mut self, var: &str) -> Result<Self> {
         #[cfg(feature = "local")]
         if let Some(local) = self.settings_as_mut::<hsm_local::LocalConfig>() {
