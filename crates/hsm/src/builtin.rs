@@ -8,84 +8,116 @@ use hsm_core::settings::Section;
 #[cfg(any(feature = "local", feature = "aws", feature = "azure", feature = "gcp", feature = "pkcs11"))]
 use hsm_core::{Provider, Result};
 
-#[cfg(any(feature = "local", feature = "aws", feature = "azure", feature = "gcp"))]
+#[cfg(any(feature = "local", feature = "aws", feature = "azure", feature = "gcp", feature = "pkcs11"))]
 use crate::registry::LayerParams;
 use crate::registry::Scheme;
 #[cfg(any(feature = "local", feature = "aws", feature = "azure", feature = "gcp", feature = "pkcs11"))]
 use crate::registry::{OpenOptions, ProviderSettings};
 
 /// The schemes of the providers this build has.
+// Each push is behind its feature, so the list cannot be one `vec![…]`.
+#[allow(clippy::vec_init_then_push)]
 pub(crate) fn schemes() -> Vec<Arc<dyn Scheme>> {
     #[allow(unused_mut)]
     let mut s: Vec<Arc<dyn Scheme>> = Vec::new();
     #[cfg(feature = "local")]
     {
-        s.push(Arc::new(Local));
-        s.push(Arc::new(Memory));
+        s.push(Arc::new(Builtin {
+            provider: "local",
+            url_schemes: &["local", "file"],
+            section: Some("local"),
+            url_form: "local:///abs/path/to/keystore, local:relative/path",
+            layer_params: LayerParams::Ignored,
+            parse_url: |url| Ok(Box::new(hsm_local::LocalConfig::from_url(url)?)),
+            parse_section: |section| Ok(Box::new(hsm_local::LocalConfig::from_section(section)?)),
+        }));
+        s.push(Arc::new(Builtin {
+            provider: "memory",
+            url_schemes: &["memory", "mem"],
+            section: None,
+            url_form: "memory:",
+            layer_params: LayerParams::Ignored,
+            parse_url: |url| Ok(Box::new(hsm_local::LocalConfig::from_url(url)?)),
+            parse_section: |_| Ok(Box::new(hsm_local::LocalConfig::memory())),
+        }));
     }
     #[cfg(feature = "aws")]
-    s.push(Arc::new(Aws));
+    s.push(Arc::new(Builtin {
+        provider: "aws-kms",
+        url_schemes: &["aws-kms"],
+        section: Some("aws"),
+        url_form: "aws-kms://",
+        layer_params: LayerParams::ReadSharingTimeouts,
+        parse_url: |url| Ok(Box::new(hsm_aws::AwsConfig::from_url(url)?)),
+        parse_section: |section| Ok(Box::new(hsm_aws::AwsConfig::from_section(section)?)),
+    }));
     #[cfg(feature = "azure")]
-    s.push(Arc::new(Azure));
+    s.push(Arc::new(Builtin {
+        provider: "azure-keyvault",
+        url_schemes: &["azure-keyvault"],
+        section: Some("azure"),
+        url_form: "azure-keyvault://",
+        layer_params: LayerParams::ReadSharingTimeouts,
+        parse_url: |url| Ok(Box::new(hsm_azure::AzureConfig::from_url(url)?)),
+        parse_section: |section| Ok(Box::new(hsm_azure::AzureConfig::from_section(section)?)),
+    }));
     #[cfg(feature = "gcp")]
-    s.push(Arc::new(Gcp));
+    s.push(Arc::new(Builtin {
+        provider: "gcp-kms",
+        url_schemes: &["gcp-kms"],
+        section: Some("gcp"),
+        url_form: "gcp-kms://",
+        layer_params: LayerParams::ReadSharingTimeouts,
+        parse_url: |url| Ok(Box::new(hsm_gcp::GcpConfig::from_url(url)?)),
+        parse_section: |section| Ok(Box::new(hsm_gcp::GcpConfig::from_section(section)?)),
+    }));
     #[cfg(feature = "pkcs11")]
-    s.push(Arc::new(Pkcs11));
+    s.push(Arc::new(Builtin {
+        provider: "pkcs11",
+        url_schemes: &["pkcs11"],
+        section: Some("pkcs11"),
+        url_form: "pkcs11:",
+        layer_params: LayerParams::Read,
+        parse_url: |url| Ok(Box::new(hsm_pkcs11::Pkcs11Config::from_uri(url)?)),
+        parse_section: |section| Ok(Box::new(hsm_pkcs11::Pkcs11Config::from_section(section)?)),
+    }));
     s
 }
 
-/// `local:` and `file:` URLs, `provider = "local"` with `[local]`.
-#[cfg(feature = "local")]
-struct Local;
-
-#[cfg(feature = "local")]
-impl Scheme for Local {
-    fn provider(&self) -> &'static str {
-        "local"
-    }
-    fn url_schemes(&self) -> &[&'static str] {
-        &["local", "file"]
-    }
-    fn section(&self) -> Option<&'static str> {
-        Some("local")
-    }
-    fn url_form(&self) -> &'static str {
-        "local:///abs/path/to/keystore, local:relative/path"
-    }
-    fn layer_params(&self) -> LayerParams {
-        LayerParams::Ignored
-    }
-    fn parse_url(&self, url: &str) -> Result<Box<dyn ProviderSettings>> {
-        Ok(Box::new(hsm_local::LocalConfig::from_url(url)?))
-    }
-    fn parse_section(&self, section: &mut Section<'_>) -> Result<Box<dyn ProviderSettings>> {
-        Ok(Box::new(hsm_local::LocalConfig::from_section(section)?))
-    }
+/// A built-in scheme: its names and its provider crate's two parsers.
+#[cfg(any(feature = "local", feature = "aws", feature = "azure", feature = "gcp", feature = "pkcs11"))]
+struct Builtin {
+    provider: &'static str,
+    url_schemes: &'static [&'static str],
+    section: Option<&'static str>,
+    url_form: &'static str,
+    layer_params: LayerParams,
+    parse_url: fn(&str) -> Result<Box<dyn ProviderSettings>>,
+    parse_section: fn(&mut Section<'_>) -> Result<Box<dyn ProviderSettings>>,
 }
 
-/// `memory:` URLs and `provider = "memory"`.
-#[cfg(feature = "local")]
-struct Memory;
-
-#[cfg(feature = "local")]
-impl Scheme for Memory {
+#[cfg(any(feature = "local", feature = "aws", feature = "azure", feature = "gcp", feature = "pkcs11"))]
+impl Scheme for Builtin {
     fn provider(&self) -> &'static str {
-        "memory"
+        self.provider
     }
     fn url_schemes(&self) -> &[&'static str] {
-        &["memory", "mem"]
+        self.url_schemes
+    }
+    fn section(&self) -> Option<&'static str> {
+        self.section
     }
     fn url_form(&self) -> &'static str {
-        "memory:"
+        self.url_form
     }
     fn layer_params(&self) -> LayerParams {
-        LayerParams::Ignored
+        self.layer_params
     }
     fn parse_url(&self, url: &str) -> Result<Box<dyn ProviderSettings>> {
-        Ok(Box::new(hsm_local::LocalConfig::from_url(url)?))
+        (self.parse_url)(url)
     }
-    fn parse_section(&self, _: &mut Section<'_>) -> Result<Box<dyn ProviderSettings>> {
-        Ok(Box::new(hsm_local::LocalConfig::memory()))
+    fn parse_section(&self, section: &mut Section<'_>) -> Result<Box<dyn ProviderSettings>> {
+        (self.parse_section)(section)
     }
 }
 
@@ -107,35 +139,6 @@ impl ProviderSettings for hsm_local::LocalConfig {
     }
 }
 
-/// `aws-kms://` URLs, `provider = "aws-kms"` with `[aws]`.
-#[cfg(feature = "aws")]
-struct Aws;
-
-#[cfg(feature = "aws")]
-impl Scheme for Aws {
-    fn provider(&self) -> &'static str {
-        "aws-kms"
-    }
-    fn url_schemes(&self) -> &[&'static str] {
-        &["aws-kms"]
-    }
-    fn section(&self) -> Option<&'static str> {
-        Some("aws")
-    }
-    fn url_form(&self) -> &'static str {
-        "aws-kms://"
-    }
-    fn layer_params(&self) -> LayerParams {
-        LayerParams::ReadSharingTimeouts
-    }
-    fn parse_url(&self, url: &str) -> Result<Box<dyn ProviderSettings>> {
-        Ok(Box::new(hsm_aws::AwsConfig::from_url(url)?))
-    }
-    fn parse_section(&self, section: &mut Section<'_>) -> Result<Box<dyn ProviderSettings>> {
-        Ok(Box::new(hsm_aws::AwsConfig::from_section(section)?))
-    }
-}
-
 #[cfg(feature = "aws")]
 #[hsm_core::async_trait]
 impl ProviderSettings for hsm_aws::AwsConfig {
@@ -145,35 +148,6 @@ impl ProviderSettings for hsm_aws::AwsConfig {
     async fn open(&self, options: &OpenOptions) -> Result<Arc<dyn Provider>> {
         let c = if options.layers_retry { self.clone().max_attempts(1) } else { self.clone() };
         Ok(Arc::new(hsm_aws::AwsKmsProvider::connect(&c).await?))
-    }
-}
-
-/// `azure-keyvault://` URLs, `provider = "azure-keyvault"` with `[azure]`.
-#[cfg(feature = "azure")]
-struct Azure;
-
-#[cfg(feature = "azure")]
-impl Scheme for Azure {
-    fn provider(&self) -> &'static str {
-        "azure-keyvault"
-    }
-    fn url_schemes(&self) -> &[&'static str] {
-        &["azure-keyvault"]
-    }
-    fn section(&self) -> Option<&'static str> {
-        Some("azure")
-    }
-    fn url_form(&self) -> &'static str {
-        "azure-keyvault://"
-    }
-    fn layer_params(&self) -> LayerParams {
-        LayerParams::ReadSharingTimeouts
-    }
-    fn parse_url(&self, url: &str) -> Result<Box<dyn ProviderSettings>> {
-        Ok(Box::new(hsm_azure::AzureConfig::from_url(url)?))
-    }
-    fn parse_section(&self, section: &mut Section<'_>) -> Result<Box<dyn ProviderSettings>> {
-        Ok(Box::new(hsm_azure::AzureConfig::from_section(section)?))
     }
 }
 
@@ -189,35 +163,6 @@ impl ProviderSettings for hsm_azure::AzureConfig {
     }
 }
 
-/// `gcp-kms://` URLs, `provider = "gcp-kms"` with `[gcp]`.
-#[cfg(feature = "gcp")]
-struct Gcp;
-
-#[cfg(feature = "gcp")]
-impl Scheme for Gcp {
-    fn provider(&self) -> &'static str {
-        "gcp-kms"
-    }
-    fn url_schemes(&self) -> &[&'static str] {
-        &["gcp-kms"]
-    }
-    fn section(&self) -> Option<&'static str> {
-        Some("gcp")
-    }
-    fn url_form(&self) -> &'static str {
-        "gcp-kms://"
-    }
-    fn layer_params(&self) -> LayerParams {
-        LayerParams::ReadSharingTimeouts
-    }
-    fn parse_url(&self, url: &str) -> Result<Box<dyn ProviderSettings>> {
-        Ok(Box::new(hsm_gcp::GcpConfig::from_url(url)?))
-    }
-    fn parse_section(&self, section: &mut Section<'_>) -> Result<Box<dyn ProviderSettings>> {
-        Ok(Box::new(hsm_gcp::GcpConfig::from_section(section)?))
-    }
-}
-
 #[cfg(feature = "gcp")]
 #[hsm_core::async_trait]
 impl ProviderSettings for hsm_gcp::GcpConfig {
@@ -227,32 +172,6 @@ impl ProviderSettings for hsm_gcp::GcpConfig {
     async fn open(&self, options: &OpenOptions) -> Result<Arc<dyn Provider>> {
         let c = if options.layers_retry { self.clone().max_attempts(1) } else { self.clone() };
         Ok(Arc::new(hsm_gcp::GcpKmsProvider::connect(&c).await?))
-    }
-}
-
-/// `pkcs11:` URIs, `provider = "pkcs11"` with `[pkcs11]`.
-#[cfg(feature = "pkcs11")]
-struct Pkcs11;
-
-#[cfg(feature = "pkcs11")]
-impl Scheme for Pkcs11 {
-    fn provider(&self) -> &'static str {
-        "pkcs11"
-    }
-    fn url_schemes(&self) -> &[&'static str] {
-        &["pkcs11"]
-    }
-    fn section(&self) -> Option<&'static str> {
-        Some("pkcs11")
-    }
-    fn url_form(&self) -> &'static str {
-        "pkcs11:"
-    }
-    fn parse_url(&self, url: &str) -> Result<Box<dyn ProviderSettings>> {
-        Ok(Box::new(hsm_pkcs11::Pkcs11Config::from_uri(url)?))
-    }
-    fn parse_section(&self, section: &mut Section<'_>) -> Result<Box<dyn ProviderSettings>> {
-        Ok(Box::new(hsm_pkcs11::Pkcs11Config::from_section(section)?))
     }
 }
 
