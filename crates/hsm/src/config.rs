@@ -491,6 +491,10 @@ impl Config {
     /// without a path or with a host, and for the cloud schemes whose backends are not
     /// built yet (naming the feature or backend that is missing).
     pub fn from_url(url: &str) -> Result<Self> {
+        Self::from_url_unredacted(url).map_err(without_secrets)
+    }
+
+    fn from_url_unredacted(url: &str) -> Result<Self> {
         // The layer parameters (`crate::layers`) are hsm's, not the backend's.
         let scheme = split_scheme(url.trim()).map(|(s, _)| s);
         if let Some(scheme @ ("aws-kms" | "azure-keyvault" | "gcp-kms" | "pkcs11")) = scheme.as_deref() {
@@ -697,7 +701,7 @@ impl Config {
     /// `passphrase_env` variable, a `[pkcs11]` table without `module` or with not exactly
     /// one token selector or more than one PIN source, a backend that is not built.
     pub fn from_toml(text: &str) -> Result<Self> {
-        Self::parse_toml("configuration", text, None, &process_env)
+        Self::parse_toml("configuration", text, None, &process_env).map_err(without_secrets)
     }
 
     /// Reads a TOML configuration file (see [`from_toml`](Config::from_toml)). Relative
@@ -717,7 +721,7 @@ impl Config {
             )
         })?;
         let origin = format!("configuration file {}", path.display());
-        Self::parse_toml(&origin, &text, path.parent(), lookup)
+        Self::parse_toml(&origin, &text, path.parent(), lookup).map_err(without_secrets)
     }
 
     fn parse_toml(origin: &str, text: &str, base: Option<&Path>, lookup: Lookup<'_>) -> Result<Self> {
@@ -1073,6 +1077,29 @@ impl Config {
             Err(local_feature_missing())
         }
     }
+}
+
+/// URL parameters whose values are secrets: the PKCS#11 PIN given inline (`pin-value=`).
+const SECRET_PARAMS: &[&str] = &["pin-value="];
+
+/// `e` with the value of every secret parameter in its message replaced by `<redacted>`.
+/// Messages quote the URL (or TOML line) they refuse so a typo is easy to find; a mistyped
+/// scheme must not put a PIN in a log on the way (found by fuzzing).
+fn without_secrets(e: Error) -> Error {
+    let Error::Config { provider, message } = e else { return e };
+    let mut message = message;
+    for param in SECRET_PARAMS {
+        let mut from = 0;
+        while let Some(i) = message[from..].find(param) {
+            let start = from + i + param.len();
+            let len = message[start..]
+                .find(['&', ';', '?', '#', '\'', '"', ' ', '\n', '\t'])
+                .unwrap_or(message.len() - start);
+            message.replace_range(start..start + len, "<redacted>");
+            from = start + "<redacted>".len();
+        }
+    }
+    Error::Config { provider, message }
 }
 
 #[cfg(test)]
