@@ -13,7 +13,8 @@
 //! ```
 //!
 //! A method, target or header the HTTP layer (hyper) would refuse is skipped, as the server
-//! never hands such a request to a handler.
+//! never hands such a request to a handler. With `HSM_FUZZ_TRACE` set, each answer's status
+//! and body go to stderr (run a target binary on one seed file to see what it reaches).
 
 use std::sync::{Arc, OnceLock};
 
@@ -143,6 +144,10 @@ pub fn serve(handler: &Arc<dyn Handler>, req: Request) -> (u16, serde_json::Valu
         serde_json::from_slice(&body)
             .unwrap_or_else(|e| panic!("status {status}: a body that is not JSON ({e}): {body:?}"))
     };
+    static TRACE: OnceLock<bool> = OnceLock::new();
+    if *TRACE.get_or_init(|| std::env::var_os("HSM_FUZZ_TRACE").is_some()) {
+        eprintln!("{status} {json}");
+    }
     assert_ne!(status, 500, "an internal error: {json}");
     (status, json)
 }
