@@ -5,10 +5,14 @@
 //!   conformance, CLI end-to-end, doc tests) with the provisioned paths (`HSM_PYTHON`,
 //!   `HSM_MOTO_SERVER`, `HSM_NODE_MODULES`) and `HSM_REQUIRE_SERVERS=1`, so that a test whose
 //!   server or SDK is missing fails instead of skipping. Variables already set win.
+//!   After the tests, the fuzz smoke run (`fuzz --smoke`: every fuzz target for 10 s).
 //! - `setup`: provisions what the tests need when it is missing (see `setup.rs`): apt packages
 //!   when run as root (else the exact command to run, and a failure), the Python venv of
-//!   `.ci/requirements.txt` in `$HSM_VENV` (default `~/.cache/hsm-venv`), and `npm ci` of
-//!   `.ci/node` in `$HSM_NODE_DIR` (default `~/.cache/hsm-node`) when that directory exists.
+//!   `.ci/requirements.txt` in `$HSM_VENV` (default `~/.cache/hsm-venv`), `npm ci` of
+//!   `.ci/node` in `$HSM_NODE_DIR` (default `~/.cache/hsm-node`) when that directory exists,
+//!   cargo-fuzz when missing, and a check that the nightly toolchain exists.
+//! - `fuzz [--smoke] [TARGET] [SECONDS]`: the cargo-fuzz targets of `fuzz/` on nightly (see
+//!   `fuzz.rs`): one target or all, 600 s each (10 s with `--smoke`).
 //! - `test`: only the tests.
 //! - `lint`: only fmt and clippy (the workspace, and `hsm` without backends).
 //! - `docs`: regenerates README.md's capability matrix (key specs × algorithms × providers)
@@ -35,6 +39,7 @@ use std::ffi::OsString;
 use std::process::{Command, ExitCode};
 use std::time::Instant;
 
+mod fuzz;
 mod setup;
 
 fn cargo() -> Command {
@@ -75,12 +80,14 @@ fn test(env: &[(&'static str, OsString)]) -> Result<(), String> {
     step("test", t)
 }
 
-/// `setup`, lint, the docs check, then the tests in the provisioned environment.
+/// `setup`, lint, the docs check, the tests in the provisioned environment, then the fuzz
+/// smoke run.
 fn ci() -> Result<(), String> {
     let provisioned = setup::setup()?;
     lint()?;
     docs(true)?;
-    test(&provisioned.env())
+    test(&provisioned.env())?;
+    fuzz::fuzz(&["--smoke".to_owned()])
 }
 
 /// The markers of README.md's generated capability matrix (as in `tests/docs.rs`).
@@ -189,9 +196,11 @@ fn main() -> ExitCode {
             Some(other) => Err(format!("docs takes only --check, not {other}")),
         },
         Some("bench") => bench(&args[1..]),
+        Some("fuzz") => fuzz::fuzz(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci|setup|test|lint|docs [--check]|bench [aws | envelope | keyring | quota | criterion args]>"
+                "usage: cargo xtask <ci|setup|test|lint|docs [--check]|bench [aws | envelope | keyring | quota | criterion args]\
+                 |fuzz [--smoke] [TARGET] [SECONDS]>"
             );
             return ExitCode::from(2);
         }

@@ -9,6 +9,9 @@
 //!    records what was installed; it is written last, so an interrupted install is redone).
 //! 3. When `.ci/node/package.json` exists: `npm ci` of it in `$HSM_NODE_DIR` (default
 //!    `$HOME/.cache/hsm-node`), reinstalled when `.ci/node/package-lock.json` changes.
+//! 4. For the fuzz smoke run: the nightly toolchain must exist (otherwise one line naming
+//!    the `rustup` command, and a failure); `cargo-fuzz` is installed with
+//!    `cargo install --locked cargo-fuzz` when missing.
 //!
 //! The result is the environment the test processes get ([`Provisioned::env`]); a variable
 //! already set by the caller wins.
@@ -248,11 +251,44 @@ fn node_modules(root: &Path) -> Result<Option<PathBuf>, String> {
     Ok(Some(modules))
 }
 
+fn runs(program: &str, args: &[&str]) -> bool {
+    Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// The nightly toolchain and cargo-fuzz, which `cargo xtask fuzz` needs.
+pub(crate) fn fuzz_tools() -> Result<(), String> {
+    if !runs("cargo", &["+nightly", "--version"]) {
+        return Err("setup: the nightly toolchain is missing (cargo fuzz needs it); run: \
+                    rustup toolchain install nightly --profile minimal"
+            .to_owned());
+    }
+    if runs("cargo", &["+nightly", "fuzz", "--version"]) {
+        return Ok(());
+    }
+    eprintln!("setup: cargo-fuzz is missing (the fuzz targets); installing it");
+    let mut install = Command::new("cargo");
+    install.args(["install", "--locked", "cargo-fuzz"]);
+    crate::step("cargo install cargo-fuzz", install)
+        .map_err(|e| format!("{e}; run: cargo install --locked cargo-fuzz"))?;
+    if runs("cargo", &["+nightly", "fuzz", "--version"]) {
+        Ok(())
+    } else {
+        Err("setup: `cargo fuzz` still does not run; run: cargo install --locked cargo-fuzz".to_owned())
+    }
+}
+
 /// Provisions everything; see the module docs.
 pub(crate) fn setup() -> Result<Provisioned, String> {
     let root = root();
     let need_npm = root.join(".ci/node/package.json").exists();
     system_packages(need_npm)?;
+    fuzz_tools()?;
     let venv = python_venv(&root)?;
     let node_modules = node_modules(&root)?;
     Ok(Provisioned { venv, node_modules })

@@ -144,5 +144,12 @@ pub use provider::{
     TAG_DESCRIPTION, TAG_SPEC,
 };
 
+/// The JWK readers the provider applies to Key Vault's answers, for the fuzz targets in
+/// `fuzz/` (not a supported API).
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::mapping::{spec_of, spki_der};
+}
+
 /// The provider name, `"azure-keyvault"`.
 pub const PROVIDER: &str = "azure-keyvault";

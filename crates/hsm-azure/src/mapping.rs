@@ -132,7 +132,7 @@ fn strip_zeros(b: &[u8]) -> &[u8] {
 
 /// The hsm spec of a JWK; `aes_hint` is the spec recorded for AES keys (Key Vault does not
 /// return the size of `oct` keys). `None` for a key type hsm does not model.
-pub(crate) fn spec_of(jwk: &JsonWebKey, aes_hint: Option<KeySpec>) -> Option<KeySpec> {
+pub fn spec_of(jwk: &JsonWebKey, aes_hint: Option<KeySpec>) -> Option<KeySpec> {
     match jwk.kty.as_ref()? {
         KeyType::Rsa | KeyType::RsaHsm => {
             let bits = strip_zeros(jwk.n.as_deref()?).len() * 8;
@@ -263,7 +263,7 @@ fn left_pad(b: &[u8], len: usize) -> Option<Vec<u8>> {
 
 /// The DER `SubjectPublicKeyInfo` of an RSA or EC JWK of `spec`; `None` when the JWK lacks
 /// the public parts.
-pub(crate) fn spki_der(jwk: &JsonWebKey, spec: KeySpec) -> Option<Vec<u8>> {
+pub fn spki_der(jwk: &JsonWebKey, spec: KeySpec) -> Option<Vec<u8>> {
     let (alg_id, bits) = match spec.family() {
         KeyFamily::Rsa => {
             let n = jwk.n.as_deref()?;

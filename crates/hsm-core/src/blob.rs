@@ -51,15 +51,23 @@ fn encode(kind: u8, key: &str, version: &str, alg: &str, payload: &[u8]) -> Vec<
     out.push(FORMAT_VERSION);
     out.push(kind);
     for field in [key, version, alg] {
-        // Constructors keep these within 255 bytes; truncation would corrupt, so clamp is
-        // unreachable in practice, but never panic.
-        let b = &field.as_bytes()[..field.len().min(255)];
+        let b = clamp(field).as_bytes();
         out.push(b.len() as u8);
         out.extend_from_slice(b);
     }
     out.extend_from_slice(&(payload.len() as u32).to_be_bytes());
     out.extend_from_slice(payload);
     out
+}
+
+/// `field` cut to at most 255 bytes at a character boundary: a cut inside a character would
+/// make the blob's text invalid UTF-8, and the blob unreadable (found by fuzzing).
+fn clamp(field: &str) -> &str {
+    let mut end = field.len().min(255);
+    while !field.is_char_boundary(end) {
+        end -= 1;
+    }
+    &field[..end]
 }
 
 struct Reader<'a> {
@@ -172,7 +180,7 @@ macro_rules! blob {
         impl $name {
             #[doc = concat!("A ", $what, " made by key `key` at `version` with `algorithm`.")]
             #[doc = ""]
-            #[doc = "`key` and `version` should be 1 to 255 bytes (every provider's are); longer ones are cut at 255 bytes when encoded."]
+            #[doc = "`key` and `version` should be 1 to 255 bytes (every provider's are); longer ones are cut to at most 255 bytes, at a character boundary, when encoded."]
             pub fn new(key: impl Into<String>, version: impl Into<String>, algorithm: $alg, bytes: impl Into<Bytes>) -> Self {
                 let (key, version) = (key.into(), version.into());
                 $name { key, version, algorithm, bytes: bytes.into() }
@@ -304,6 +312,22 @@ mod tests {
         let alien = encode(b'C', "k", "1", "rot13", b"x");
         assert!(msg(&alien).contains("rot13"));
         assert!(Ciphertext::from_base64("not base64!!").is_err());
+    }
+
+    /// Regression (fuzz target `blob`): a 300-byte name of two-byte characters was cut at
+    /// byte 255, inside a character, and the blob no longer parsed.
+    #[test]
+    fn a_long_name_is_cut_at_a_character_boundary_and_still_parses() {
+        let key = "é".repeat(150);
+        let version = "v".repeat(254) + "€";
+        let ct = Ciphertext::new(key.clone(), version.clone(), EncryptionAlgorithm::AesGcm, vec![1, 2, 3]);
+        let back = Ciphertext::from_bytes(&ct.to_bytes()).expect("the encoding of a long name parses");
+        assert_eq!(back.key(), "é".repeat(127));
+        assert_eq!(back.version(), "v".repeat(254));
+        assert_eq!((back.algorithm(), back.as_bytes()), (EncryptionAlgorithm::AesGcm, &[1u8, 2, 3][..]));
+        let at_limit = "x".repeat(255);
+        let exact = MacTag::new(at_limit.clone(), "1", MacAlgorithm::HmacSha256, vec![0; 32]);
+        assert_eq!(MacTag::from_bytes(&exact.to_bytes()).unwrap().key(), at_limit);
     }
 
     proptest! {

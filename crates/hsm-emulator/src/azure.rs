@@ -297,6 +297,25 @@ async fn start_with_state_wrapped(
     Ok((running, ca_pem))
 }
 
+/// The emulator as a request handler with its own (empty) state and no TLS, for driving it
+/// in-process (the fuzz targets in `fuzz/` do; [`start_with_ca`] serves it over HTTPS).
+/// `ca_out`, `port` and `state` are not used.
+///
+/// # Errors
+/// None today (there is no state to restore); kept for symmetry with
+/// [`aws::handler`](crate::aws::handler).
+pub fn handler(args: Args) -> io::Result<Arc<dyn crate::server::Handler>> {
+    let options = api::Options {
+        managed_hsm: args.managed_hsm,
+        host: args.host(),
+        token: args.token.clone(),
+        throttle_every: args.throttle_every,
+    };
+    let emulator =
+        api::Emulator::new(options, None).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+    Ok(Arc::new(emulator))
+}
+
 /// Starts the emulator on the current tokio runtime; see [`start_with_ca`].
 ///
 /// # Errors

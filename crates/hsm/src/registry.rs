@@ -345,6 +345,10 @@ impl Registry {
     /// [`Error::Config`] for an empty URL, a missing or unknown scheme, a built-in scheme
     /// whose feature is off, and whatever the provider's parser refuses.
     pub fn config_from_url(&self, url: &str) -> Result<Config> {
+        self.url_unredacted(url).map_err(without_secrets)
+    }
+
+    fn url_unredacted(&self, url: &str) -> Result<Config> {
         let url = url.trim();
         if url.is_empty() {
             return Err(Error::config(
@@ -389,6 +393,7 @@ impl Registry {
     /// As [`Config::from_toml`].
     pub fn config_from_toml(&self, text: &str) -> Result<Config> {
         self.parse_toml("configuration", text, None, &hsm_core::settings::process_env)
+            .map_err(without_secrets)
     }
 
     /// Reads a TOML configuration file with this registry's schemes (see
@@ -397,7 +402,7 @@ impl Registry {
     /// # Errors
     /// As [`Config::from_file`].
     pub fn config_from_file(&self, path: impl AsRef<Path>) -> Result<Config> {
-        self.file_with(path.as_ref(), &hsm_core::settings::process_env)
+        self.file_with(path.as_ref(), &hsm_core::settings::process_env).map_err(without_secrets)
     }
 
     /// The configuration `HSM_PROVIDER` or `HSM_CONFIG` asks for, read through `var`, with
@@ -419,6 +424,10 @@ impl Registry {
     }
 
     pub(crate) fn config_from_lookup(&self, lookup: Vars<'_>) -> Result<Option<Config>> {
+        self.lookup_unredacted(lookup).map_err(without_secrets)
+    }
+
+    fn lookup_unredacted(&self, lookup: Vars<'_>) -> Result<Option<Config>> {
         use crate::config::{ENV_CONFIG, ENV_PROVIDER};
         let url = lookup(ENV_PROVIDER)?.filter(|v| !v.trim().is_empty());
         let file = lookup(ENV_CONFIG)?.filter(|v| !v.trim().is_empty());
@@ -593,6 +602,29 @@ fn toml_error(origin: &str, text: &str, e: &toml::de::Error) -> Error {
         .unwrap_or_default();
     let msg = e.message().trim().replace('\n', " ");
     Error::config(HSM, format!("{origin}{at}: {msg}"))
+}
+
+/// URL parameters whose values are secrets: the PKCS#11 PIN given inline (`pin-value=`).
+const SECRET_PARAMS: &[&str] = &["pin-value="];
+
+/// `e` with the value of every secret parameter in its message replaced by `<redacted>`.
+/// Messages quote the URL (or TOML line) they refuse so a typo is easy to find; a mistyped
+/// scheme must not put a PIN in a log on the way (found by fuzzing).
+fn without_secrets(e: Error) -> Error {
+    let Error::Config { provider, message } = e else { return e };
+    let mut message = message;
+    for param in SECRET_PARAMS {
+        let mut from = 0;
+        while let Some(i) = message[from..].find(param) {
+            let start = from + i + param.len();
+            let len = message[start..]
+                .find(['&', ';', '?', '#', '\'', '"', ' ', '\n', '\t'])
+                .unwrap_or(message.len() - start);
+            message.replace_range(start..start + len, "<redacted>");
+            from = start + "<redacted>".len();
+        }
+    }
+    Error::Config { provider, message }
 }
 
 #[cfg(test)]

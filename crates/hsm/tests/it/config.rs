@@ -91,6 +91,25 @@ fn aws_kms_urls_select_aws_or_name_the_feature() {
     }
 }
 
+/// Regression (fuzz target `config`): errors quote the URL they refuse, and a mistyped
+/// `pkcs11:` scheme put the inline PIN into the message (and so into logs).
+#[test]
+fn errors_that_quote_a_url_never_show_its_pin() {
+    for url in [
+        "pkcs1:token=app?module-path=/m.so&pin-value=s3cr3t-pin-1234",
+        "pkcs11t+?module-path=/m.so&pin-value=s3cr3t-pin-1234",
+        "/usr/lib/softhsm/libsofthsm2.so&pin-value=s3cr3t-pin-1234&pin-value=s3cr3t-pin-1234",
+        "local:///ks?pin-value=s3cr3t-pin-1234",
+    ] {
+        let msg = config_error(Config::from_url(url));
+        assert!(!msg.contains("s3cr3t"), "{msg}");
+        assert!(msg.contains("pin-value=<redacted>"), "{msg}");
+    }
+    let toml = "provider = \"memory\"\nrecipient = pkcs11:token=a?pin-value=s3cr3t-pin-1234\n";
+    let msg = config_error(Config::from_toml(toml));
+    assert!(!msg.contains("s3cr3t"), "{msg}");
+}
+
 #[test]
 fn pkcs11_uris_select_pkcs11_or_name_the_feature() {
     let r = Config::from_url("pkcs11:token=app?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-value=1234");
